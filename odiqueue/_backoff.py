@@ -1,0 +1,105 @@
+"""Pure waiting maths: retry delays, poll intervals, Retry-After; and the one place that sleeps.
+
+Every function here but :func:`sleep` is a pure function of its arguments (randomness comes in
+as a ``random.Random``), so tests check the numbers without waiting.
+:func:`instant_waits` turns every wait this library makes into an immediate return, for users'
+own test suites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import math
+import random
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import anyio
+
+from odiqueue._config import PollPolicy, RetryPolicy
+from odiqueue._models import JobStatus, Queued
+
+__all__ = ["instant_waits", "parse_retry_after", "poll_delay", "retry_delay", "sleep"]
+
+_instant = False
+
+
+@contextlib.contextmanager
+def instant_waits(enabled: bool = True) -> Iterator[None]:
+    """Make every retry and poll wait of odiqueue return at once (for tests).
+
+    >>> with instant_waits():
+    ...     pass  # await client.generate(...) here polls and retries without sleeping
+    """
+    global _instant
+    previous, _instant = _instant, enabled
+    try:
+        yield
+    finally:
+        _instant = previous
+
+
+async def sleep(seconds: float) -> None:
+    """Wait ``seconds`` (or not at all under :func:`instant_waits`)."""
+    await anyio.sleep(0 if _instant else max(seconds, 0.0))
+
+
+def retry_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """The wait before retry number ``attempt`` (1 for the first retry): full jitter.
+
+    Drawn uniformly from ``[0, min(maximum, initial * 2 ** (attempt - 1))]``, which spreads
+    many clients' retries apart better than any fixed schedule.
+    """
+    ceiling = min(policy.maximum, policy.initial * 2.0 ** min(attempt - 1, 62))
+    return rng.uniform(0.0, ceiling)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    None when the header is absent or unreadable; never negative.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def poll_delay(
+    polls: int,
+    status: JobStatus | None,
+    policy: PollPolicy,
+    rng: random.Random,
+    *,
+    expected_remaining: float | None = None,
+) -> float:
+    """The wait before the next status request of one job.
+
+    ``polls`` is how many status requests the job has had. The base interval grows
+    geometrically from ``policy.initial`` to ``policy.maximum``. A queued job with ``position``
+    jobs ahead waits at least ``position * seconds_per_position``. When the caller knows how
+    long the job should still take (``expected_remaining``, e.g. from jobs already finished),
+    the wait aims just past that moment instead of overshooting it. The result is spread by
+    ``policy.jitter`` and never exceeds ``policy.maximum``.
+    """
+    base = policy.initial * policy.multiplier ** min(polls, 64)
+    if isinstance(status, Queued) and status.position:
+        base = max(base, status.position * policy.seconds_per_position)
+    if expected_remaining is not None:
+        base = min(base, max(expected_remaining, policy.initial))
+    base = min(base, policy.maximum)
+    spread = base * policy.jitter
+    return min(policy.maximum, max(0.0, base + rng.uniform(-spread, spread)))

@@ -1,0 +1,223 @@
+"""Settings: timeouts, limits, retry and poll policies, provider presets, the API key.
+
+Every policy is a frozen, keyword-only attrs class whose defaults are named ``DEFAULT_*``
+constants, so a caller changes one number without restating the others::
+
+    AsyncClient(retry=RetryPolicy(attempts=10), poll=PollPolicy(maximum=5.0))
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any, Final
+
+import attrs
+from yarl import URL
+
+from odiqueue._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRESETS",
+    "Limits",
+    "PollPolicy",
+    "RetryPolicy",
+    "Secret",
+    "Timeouts",
+    "origin_of",
+    "resolve_api_key",
+    "resolve_base_url",
+]
+
+ENV_API_KEY: Final = "ODIQUEUE_API_KEY"
+ENV_BASE_URL: Final = "ODIQUEUE_BASE_URL"
+DEFAULT_MODEL: Final = "gpt_image_1"
+DEFAULT_PROVIDER: Final = "odirouter"
+PRESETS: Final = {
+    "odirouter": "https://odirouter.ai/model",
+    "seaart": "https://cloud.seaart.ai/model",
+}
+
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_READ_TIMEOUT: Final = 60.0
+DEFAULT_MAX_CONNECTIONS: Final = 100
+DEFAULT_MAX_JSON_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
+
+DEFAULT_RETRY_ATTEMPTS: Final = 8
+DEFAULT_RETRY_INITIAL: Final = 0.5
+DEFAULT_RETRY_MAXIMUM: Final = 30.0
+DEFAULT_RETRY_TIMEOUT: Final = 300.0
+DEFAULT_MAX_RETRY_AFTER: Final = 120.0
+
+DEFAULT_POLL_INITIAL: Final = 0.5
+DEFAULT_POLL_MULTIPLIER: Final = 1.5
+DEFAULT_POLL_MAXIMUM: Final = 10.0
+DEFAULT_POLL_JITTER: Final = 0.1
+DEFAULT_SECONDS_PER_QUEUE_POSITION: Final = 2.0
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not value > 0:
+        raise ConfigurationError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not 0 <= value <= 1:
+        raise ConfigurationError(f"{attribute.name} must be within 0..1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """Network timeouts in seconds.
+
+    ``connect`` bounds making a connection; ``read`` bounds the wait for each chunk of a reply
+    (so a large image download is not cut off as long as bytes keep arriving).
+    """
+
+    connect: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_positive)
+    read: float = attrs.field(default=DEFAULT_READ_TIMEOUT, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """Connection-pool and size limits.
+
+    ``max_connections`` sizes the one aiohttp connector; ``max_json_bytes`` and
+    ``max_image_bytes`` cap what a reply may make the process hold or write.
+    """
+
+    max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive)
+    max_json_bytes: int = attrs.field(default=DEFAULT_MAX_JSON_BYTES, validator=_positive)
+    max_image_bytes: int = attrs.field(default=DEFAULT_MAX_IMAGE_BYTES, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How failed calls are retried: exponential backoff with full jitter.
+
+    A call is given up after ``attempts`` tries or ``timeout`` seconds, whichever comes first.
+    A ``Retry-After`` longer than ``max_retry_after`` is not waited for: the
+    :class:`~odiqueue.RateLimitError` is raised with the server's value instead.
+    """
+
+    attempts: int = attrs.field(default=DEFAULT_RETRY_ATTEMPTS, validator=_positive)
+    initial: float = attrs.field(default=DEFAULT_RETRY_INITIAL, validator=_positive)
+    maximum: float = attrs.field(default=DEFAULT_RETRY_MAXIMUM, validator=_positive)
+    timeout: float = attrs.field(default=DEFAULT_RETRY_TIMEOUT, validator=_positive)
+    max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """How often a job's status is asked for.
+
+    The interval starts at ``initial`` and grows by ``multiplier`` up to ``maximum``, each
+    wait spread by ``jitter`` (a fraction) so many jobs do not poll in lockstep. A job far back
+    in the queue waits about ``seconds_per_position`` per job ahead of it (still capped by
+    ``maximum``). ``deadline`` (seconds from submission, None for none) ends the wait with
+    :class:`~odiqueue.DeadlineExceededError`.
+    """
+
+    initial: float = attrs.field(default=DEFAULT_POLL_INITIAL, validator=_positive)
+    multiplier: float = attrs.field(default=DEFAULT_POLL_MULTIPLIER, validator=_positive)
+    maximum: float = attrs.field(default=DEFAULT_POLL_MAXIMUM, validator=_positive)
+    jitter: float = attrs.field(default=DEFAULT_POLL_JITTER, validator=_fraction)
+    seconds_per_position: float = attrs.field(
+        default=DEFAULT_SECONDS_PER_QUEUE_POSITION, validator=_positive
+    )
+    deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
+
+
+class Secret:
+    """An API key that never shows itself: its repr and str end in at most its last four
+    characters (``sk-…abcd``)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The key itself, for the Authorization header only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self})"
+
+    def __str__(self) -> str:
+        # Short keys show nothing: four characters of eight would be half the key.
+        tail = self._value[-4:] if len(self._value) >= 16 else ""
+        return f"…{tail}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def resolve_api_key(api_key: str | Secret | None) -> Secret:
+    """The key given, else ``$ODIQUEUE_API_KEY``; a clear error when neither is set."""
+    if isinstance(api_key, Secret):
+        return api_key
+    value = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
+    value = value.strip()
+    if not value:
+        raise ConfigurationError(
+            f"no API key: pass api_key=... or set the {ENV_API_KEY} environment variable"
+        )
+    if any(c.isspace() for c in value) or not value.isprintable():
+        raise ConfigurationError("the API key contains spaces or control characters")
+    return Secret(value)
+
+
+def resolve_base_url(
+    base_url: str | None, provider: str | None, *, allow_insecure_http: bool = False
+) -> URL:
+    """Pick the base URL: an explicit one, else ``$ODIQUEUE_BASE_URL``, else a preset.
+
+    Plain ``http`` is accepted only for loopback addresses (the emulator) unless
+    ``allow_insecure_http`` is set, because the API key would travel in clear text.
+    """
+    if base_url is None and provider is not None:
+        if provider not in PRESETS:
+            raise ConfigurationError(
+                f"provider={provider!r} is unknown: use one of {', '.join(sorted(PRESETS))} "
+                "or pass base_url"
+            )
+        raw = PRESETS[provider]
+    else:
+        raw = base_url or os.environ.get(ENV_BASE_URL) or PRESETS[DEFAULT_PROVIDER]
+    url = URL(raw.rstrip("/"))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"base_url={raw!r} must be an absolute http(s) URL")
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ConfigurationError(f"base_url={raw!r} must not carry credentials, query or fragment")
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
+        raise ConfigurationError(
+            f"base_url={raw!r} uses plain http to a remote host, which would send the API key "
+            "in clear text: use https, or pass allow_insecure_http=True"
+        )
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def origin_of(url: URL) -> tuple[str, str, int | None]:
+    """The (scheme, host, port) triple that decides where the API key may be sent."""
+    return (url.scheme, (url.host or "").lower(), url.port)

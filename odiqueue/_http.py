@@ -1,0 +1,415 @@
+"""One HTTP exchange with the API: timeouts, retries, auth only toward the API's own origin.
+
+This is the only module that talks to aiohttp, and so the one boundary where aiohttp's
+exceptions become odiqueue's (``_translate``). Retry rules, in one table:
+
+=============  =====================================================  ==================
+call           retried on                                             never retried on
+=============  =====================================================  ==================
+status,        connect errors, timeouts, resets, 408, 429, 500,       400, 401, 402,
+result,        502, 503, 504, malformed JSON                          403, 404, 422
+cancel, image
+submit         connect errors (never sent), 429 and 503 (refused)      anything else: a
+                                                                      lost reply raises
+                                                                      SubmissionUncertain
+=============  =====================================================  ==================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any, Final, TypeVar
+
+import aiohttp
+import anyio
+import attrs
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from odiqueue import _backoff
+from odiqueue._config import Limits, RetryPolicy, Secret, Timeouts, is_loopback, origin_of
+from odiqueue._errors import (
+    APIError,
+    ConnectError,
+    DecodeError,
+    OdiqueueError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+    ServerError,
+    SubmissionUncertainError,
+    TransportError,
+    UnsafeURLError,
+    error_from_reply,
+)
+
+__all__ = ["Reply", "Transport"]
+
+log = logging.getLogger("odiqueue")
+
+T = TypeVar("T")
+
+RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+SUBMIT_RETRY_STATUSES: Final = frozenset({429, 503})
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS: Final = 5
+
+
+@attrs.frozen
+class Reply:
+    """A successful (or tolerated) reply: HTTP status and parsed JSON body."""
+
+    status: int
+    data: Any
+    provider_request_id: str | None = None
+
+
+class _Retryable(Exception):
+    """Internal: an attempt failed in a way the retry rules allow retrying."""
+
+    def __init__(self, error: OdiqueueError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class Transport:
+    """The client's one aiohttp session, and the rules for using it."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Secret,
+        api_origin: URL,
+        allowed_hosts: Collection[str],
+        timeouts: Timeouts,
+        limits: Limits,
+        retry: RetryPolicy,
+        user_agent: str,
+        rng: random.Random,
+    ) -> None:
+        self._auth = {"Authorization": f"Bearer {api_key.reveal()}"}
+        self._trusted = {origin_of(api_origin)}
+        self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._timeouts = timeouts
+        self._limits = limits
+        self._retry = retry
+        self._rng = rng
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+        # Shared back-pressure: a 429 on any call holds every call until this moment.
+        self._not_before = 0.0
+
+    async def open(self) -> None:
+        """Create the one aiohttp session, sized to the configured limits."""
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections, limit_per_host=0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self._timeouts.connect, sock_read=self._timeouts.read
+            ),
+            headers={"User-Agent": self._user_agent},
+            auto_decompress=True,
+            raise_for_status=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # --- where the key may go ------------------------------------------------------------
+
+    def is_trusted(self, url: URL) -> bool:
+        """Whether ``url`` may receive the API key: the API's origin or an allowed host.
+
+        An allowed host is trusted over https, or over http only on loopback.
+        """
+        if origin_of(url) in self._trusted:
+            return True
+        host = (url.host or "").lower()
+        named = host in self._allowed_hosts or f"{host}:{url.port}" in self._allowed_hosts
+        return named and (url.scheme == "https" or (url.scheme == "http" and is_loopback(host)))
+
+    def check_api_url(self, raw: str, *, what: str, request_id: str | None) -> URL:
+        """Refuse a status/response/cancel URL that points away from the API."""
+        url = URL(raw)
+        if not url.is_absolute() or not self.is_trusted(url):
+            raise UnsafeURLError(
+                f"the server gave a {what} on another origin ({url.scheme}://{url.host}): "
+                "refused so the API key is not sent there; pass allowed_hosts=[...] to trust it",
+                request_id=request_id,
+            )
+        return url
+
+    # --- one call with retries -----------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        url: URL,
+        *,
+        body: Any = None,
+        request_id: str | None = None,
+        tolerate: Callable[[int, bytes], bool] | None = None,
+    ) -> Reply:
+        """Send one API request and return its JSON reply, retrying what is safe to retry.
+
+        ``tolerate(status, body)`` marks an error status as a normal answer for this call (a
+        result that is not ready yet, a cancel of a finished job).
+        """
+        submit = method == "POST"
+        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+
+        async def attempt() -> Reply:
+            return await self._exchange(method, url, payload, request_id, tolerate, submit)
+
+        return await self.retrying(attempt, request_id=request_id, submit=submit)
+
+    async def retrying(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        request_id: str | None,
+        submit: bool = False,
+    ) -> T:
+        """Run ``attempt`` until it succeeds, retrying :class:`_Retryable` failures.
+
+        Gives up after ``RetryPolicy.attempts`` tries or ``RetryPolicy.timeout`` seconds.
+        """
+        policy = self._retry
+        started = anyio.current_time()
+        tries = 0
+        while True:
+            tries += 1
+            await self._wait_for_cooldown()
+            try:
+                return await attempt()
+            except _Retryable as exc:
+                error, retry_after = exc.error, exc.retry_after
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                raise error
+            delay = retry_after
+            if delay is None:
+                delay = _backoff.retry_delay(tries, policy, self._rng)
+            elapsed = anyio.current_time() - started
+            if tries >= policy.attempts or elapsed + delay > policy.timeout:
+                raise error
+            log.debug(
+                "retrying request %s in %.2fs after %s (try %d)",
+                request_id or "(new)",
+                delay,
+                type(error).__name__,
+                tries,
+            )
+            if isinstance(error, RateLimitError):
+                # One cool-down for every caller: the wait happens at the top of the loop,
+                # where every other request of this client waits for it too.
+                self._not_before = max(self._not_before, anyio.current_time() + delay)
+            else:
+                await _backoff.sleep(delay)
+
+    async def _wait_for_cooldown(self) -> None:
+        wait = self._not_before - anyio.current_time()
+        if wait > 0:
+            await _backoff.sleep(wait)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        payload: bytes | None,
+        request_id: str | None,
+        tolerate: Callable[[int, bytes], bool] | None,
+        submit: bool,
+    ) -> Reply:
+        try:
+            async with self._request(method, url, payload, request_id) as response:
+                body = await self._read_capped(response, self._limits.max_json_bytes, request_id)
+                status, headers = response.status, response.headers
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error, reached = _translate(exc, request_id)
+            if submit and reached:
+                raise SubmissionUncertainError(str(error), request_id=request_id) from exc
+            raise _Retryable(error) from exc
+        provider_id = headers.get("X-Request-Id")
+        if status < 300 or (tolerate is not None and tolerate(status, body)):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                bad = DecodeError(
+                    f"HTTP {status} reply is not JSON: {body[:80]!r}",
+                    request_id=request_id,
+                    status=status,
+                    provider_request_id=provider_id,
+                )
+                if submit:
+                    raise SubmissionUncertainError(str(bad), request_id=request_id) from None
+                raise _Retryable(bad) from None
+            return Reply(status, data, provider_id)
+        raise self._error_for(status, body, headers, request_id, submit)
+
+    def _error_for(
+        self,
+        status: int,
+        body: bytes,
+        headers: CIMultiDictProxy[str],
+        request_id: str | None,
+        submit: bool,
+    ) -> Exception:
+        retry_after = _backoff.parse_retry_after(headers.get("Retry-After"))
+        error = error_from_reply(
+            status,
+            body,
+            request_id=request_id,
+            provider_request_id=headers.get("X-Request-Id"),
+            retry_after=retry_after,
+        )
+        log.debug("HTTP %d for request %s: %s", status, request_id or "(new)", error.message)
+        if submit:
+            if status in SUBMIT_RETRY_STATUSES:
+                return _Retryable(error, retry_after)
+            if isinstance(error, ServerError):
+                # A gateway or server error after the body was sent: the job may exist.
+                uncertain = SubmissionUncertainError(
+                    f"the server answered HTTP {status} ({error.message})",
+                    request_id=request_id,
+                    status=status,
+                    provider_request_id=error.provider_request_id,
+                )
+                uncertain.__cause__ = error
+                return uncertain
+            return error
+        if status in RETRY_STATUSES:
+            return _Retryable(error, retry_after)
+        return error
+
+    @contextlib.asynccontextmanager
+    async def _request(
+        self, method: str, url: URL, payload: bytes | None, request_id: str | None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send a request, following redirects by hand so the key never leaves its origin."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("transport used after close")  # the client checks first
+        for _ in range(_MAX_REDIRECTS + 1):
+            headers = dict(self._auth) if self.is_trusted(url) else {}
+            if payload is not None:
+                headers["Content-Type"] = "application/json"
+            response = await session.request(
+                method, url, data=payload, headers=headers, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                try:
+                    yield response
+                finally:
+                    response.release()
+                return
+            response.release()
+            if method == "POST" and response.status not in (307, 308):
+                raise APIError(
+                    f"the API redirected a POST with HTTP {response.status}",
+                    status=response.status,
+                    request_id=request_id,
+                )
+            url = url.join(URL(location))
+            if response.status == 303:
+                method, payload = "GET", None
+        raise APIError(f"more than {_MAX_REDIRECTS} redirects", request_id=request_id)
+
+    async def _read_capped(
+        self, response: aiohttp.ClientResponse, cap: int, request_id: str | None
+    ) -> bytes:
+        length = response.content_length
+        if length is not None and length > cap:
+            raise ResponseTooLargeError(
+                f"reply of {length} bytes is over the {cap}-byte cap", request_id=request_id
+            )
+        if length is not None:
+            return await response.read()
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            total += len(chunk)
+            if total > cap:
+                raise ResponseTooLargeError(
+                    f"reply is over the {cap}-byte cap", request_id=request_id
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # --- downloads -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def download(
+        self, url: URL, *, request_id: str | None
+    ) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
+        """Open an image download: yields (Content-Length, chunk iterator).
+
+        Errors are raised as :class:`_Retryable` where a new attempt may help, for use inside
+        :meth:`retrying`. The key is sent only to a trusted origin, on every hop.
+        """
+        if url.scheme not in ("http", "https"):
+            raise UnsafeURLError(f"image URL scheme {url.scheme!r} is not http(s)")
+        if url.scheme == "http" and not is_loopback(url.host or "") and self.is_trusted(url):
+            raise UnsafeURLError("refusing to send the API key over plain http")
+        try:
+            async with self._request("GET", url, None, request_id) as response:
+                if response.status >= 300:
+                    body = await response.content.read(4096)
+                    raise self._error_for(
+                        response.status, body, response.headers, request_id, False
+                    )
+                length = response.content_length
+                if length is not None and length > self._limits.max_image_bytes:
+                    raise ResponseTooLargeError(
+                        f"image of {length} bytes is over the "
+                        f"{self._limits.max_image_bytes}-byte cap",
+                        request_id=request_id,
+                    )
+                yield length, self._chunks(response, request_id)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error, _ = _translate(exc, request_id)
+            raise _Retryable(error) from exc
+
+    async def _chunks(
+        self, response: aiohttp.ClientResponse, request_id: str | None
+    ) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in response.content.iter_chunked(256 * 1024):
+            total += len(chunk)
+            if total > self._limits.max_image_bytes:
+                raise ResponseTooLargeError(
+                    f"image is over the {self._limits.max_image_bytes}-byte cap",
+                    request_id=request_id,
+                )
+            yield chunk
+
+
+def retryable(error: OdiqueueError) -> Exception:
+    """Mark an error found while consuming a download as worth another attempt."""
+    return _Retryable(error)
+
+
+def _translate(exc: BaseException, request_id: str | None) -> tuple[TransportError, bool]:
+    """aiohttp's exception as ours, and whether the request may have reached the server."""
+    context: dict[str, Any] = {"request_id": request_id}
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectError(f"timed out connecting: {exc}", **context), False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"could not connect: {exc.os_error or exc}", **context), False
+    if isinstance(exc, (aiohttp.ServerTimeoutError, TimeoutError)):
+        return RequestTimeoutError("no reply within the read timeout", **context), True
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportError("the server closed the connection without a reply", **context), True
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return TransportError(f"the reply was cut off: {exc}", **context), True
+    return TransportError(f"{type(exc).__name__}: {exc}", **context), True
