@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from odiqueue import (
+    APIError,
     AsyncClient,
     AuthenticationError,
     CancelOutcome,
@@ -30,9 +31,9 @@ from odiqueue import (
     Timeouts,
     TransportError,
     UnsafeURLError,
+    _backoff,
     instant_waits,
 )
-from odiqueue import _backoff
 from tests.conftest import reply
 from tests.scripted import Scripted, ScriptedServer, scripted_server
 
@@ -56,7 +57,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
         asked.append(seconds)
 
     monkeypatch.setattr(_backoff, "sleep", fake_sleep)
-    yield asked
+    return asked
 
 
 @pytest.fixture
@@ -87,7 +88,9 @@ def submitted(server: ScriptedServer) -> dict[str, Any]:
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 async def test_status_retried_on_transient_statuses(server: ScriptedServer, status: int) -> None:
     """status() retries 408, 429 and 5xx gateway errors, then returns the status."""
-    server.script("GET", STATUS, Scripted(status, {"error": "busy"}), Scripted(200, {"status": "IN_PROGRESS"}))
+    server.script(
+        "GET", STATUS, Scripted(status, {"error": "busy"}), Scripted(200, {"status": "IN_PROGRESS"})
+    )
     with instant_waits():
         async with client(server) as c:
             assert isinstance(await c.status(RID), Running)
@@ -188,7 +191,9 @@ async def test_retry_after_http_date_honoured(server: ScriptedServer, sleeps: li
 
 async def test_retry_after_beyond_cap_raises_with_value(server: ScriptedServer) -> None:
     """A Retry-After above max_retry_after raises RateLimitError carrying the value."""
-    server.script("GET", STATUS, Scripted(429, reply("error.rate_limited_429"), {"Retry-After": "3600"}))
+    server.script(
+        "GET", STATUS, Scripted(429, reply("error.rate_limited_429"), {"Retry-After": "3600"})
+    )
     with instant_waits():
         async with client(server, retry=RetryPolicy(max_retry_after=60)) as c:
             with pytest.raises(RateLimitError) as caught:
@@ -239,7 +244,9 @@ async def test_submit_retried_when_refused(server: ScriptedServer, status: int) 
     ],
     ids=["500", "502", "504", "reset", "malformed"],
 )
-async def test_submit_ambiguous_failures_are_uncertain(server: ScriptedServer, script: Scripted) -> None:
+async def test_submit_ambiguous_failures_are_uncertain(
+    server: ScriptedServer, script: Scripted
+) -> None:
     """A reply lost or garbled after the POST was sent raises SubmissionUncertain, once."""
     server.script("POST", Q, script, Scripted(200, submitted(server)))
     with instant_waits():
@@ -264,7 +271,7 @@ async def test_submit_client_errors_not_retried(server: ScriptedServer, status: 
     """Submit errors the server answered plainly are raised as they are, once."""
     server.script("POST", Q, Scripted(status, {"detail": "bad"}))
     async with client(server) as c:
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(APIError) as caught:
             await c.submit("apple")
     assert not isinstance(caught.value, SubmissionUncertainError)
     assert server.count("POST", Q) == 1
@@ -295,7 +302,10 @@ async def test_submit_sends_only_set_fields_with_bearer_key(server: ScriptedServ
 
 @pytest.mark.parametrize(
     "script",
-    [Scripted(202, reply("result.not_ready")), Scripted(400, reply("result.still_in_progress_400"))],
+    [
+        Scripted(202, reply("result.not_ready")),
+        Scripted(400, reply("result.still_in_progress_400")),
+    ],
     ids=["202", "400-still-in-progress"],
 )
 async def test_result_not_ready_is_none(server: ScriptedServer, script: Scripted) -> None:
@@ -329,7 +339,9 @@ async def test_plain_400_on_result_is_an_error(server: ScriptedServer) -> None:
         (Scripted(400, reply("cancel.already_completed_400")), CancelOutcome.ALREADY_COMPLETED),
     ],
 )
-async def test_cancel_outcomes(server: ScriptedServer, script: Scripted, outcome: CancelOutcome) -> None:
+async def test_cancel_outcomes(
+    server: ScriptedServer, script: Scripted, outcome: CancelOutcome
+) -> None:
     """Cancel answers 202 or ALREADY_COMPLETED as outcomes, not errors."""
     server.script("PUT", CANCEL, script)
     async with client(server) as c:
@@ -362,7 +374,9 @@ async def test_allowed_host_is_trusted(server: ScriptedServer) -> None:
     """A host the caller allowed may serve status URLs, and gets the key."""
     async with scripted_server() as other:
         host = other.url.removeprefix("http://")
-        server.script("POST", Q, Scripted(200, {**submitted(server), "status_url": other.url + "/s"}))
+        server.script(
+            "POST", Q, Scripted(200, {**submitted(server), "status_url": other.url + "/s"})
+        )
         other.script("GET", "/s", Scripted(200, {"status": "IN_QUEUE"}))
         async with client(server, allowed_hosts=[host]) as c:
             handle = await c.submit("apple")
@@ -423,7 +437,8 @@ async def test_download_checks_declared_format(server: ScriptedServer, tmp_path:
         async with client(server, retry=RetryPolicy(attempts=1)) as c:
             with pytest.raises(TransportError, match="expected a jpeg"):
                 await c.download(
-                    Image(url=server.url + "/img.jpg", content_type="image/jpeg"), tmp_path / "x.jpg"
+                    Image(url=server.url + "/img.jpg", content_type="image/jpeg"),
+                    tmp_path / "x.jpg",
                 )
 
 

@@ -74,7 +74,8 @@ def test_bad_model_name() -> None:
 
 
 @pytest.mark.parametrize(
-    "make", [lambda: RetryPolicy(attempts=0), lambda: PollPolicy(jitter=2), lambda: PollPolicy(initial=-1)]
+    "make",
+    [lambda: RetryPolicy(attempts=0), lambda: PollPolicy(jitter=2), lambda: PollPolicy(initial=-1)],
 )
 def test_policies_validate(make: object) -> None:
     """Policy values out of range are refused on construction."""

@@ -31,13 +31,43 @@ def body(name: str) -> bytes:
 @pytest.mark.parametrize(
     ("status", "name", "cls", "message", "code"),
     [
-        (401, "error.unauthorized_401.json", AuthenticationError, "token is required", "UNAUTHORIZED"),
-        (402, "error.insufficient_credits_402.json", InsufficientCreditsError, "Insufficient", "40201"),
-        (403, "error.simple_string_403.json", InsufficientCreditsError, "insufficient balance", None),
-        (400, "error.openai_style_400.json", ContentPolicyError, "safety system", "moderation_blocked"),
+        (
+            401,
+            "error.unauthorized_401.json",
+            AuthenticationError,
+            "token is required",
+            "UNAUTHORIZED",
+        ),
+        (
+            402,
+            "error.insufficient_credits_402.json",
+            InsufficientCreditsError,
+            "Insufficient",
+            "40201",
+        ),
+        (
+            403,
+            "error.simple_string_403.json",
+            InsufficientCreditsError,
+            "insufficient balance",
+            None,
+        ),
+        (
+            400,
+            "error.openai_style_400.json",
+            ContentPolicyError,
+            "safety system",
+            "moderation_blocked",
+        ),
         (404, "error.detail_string_404.json", NotFoundError, "App not found", None),
         (422, "error.detail_list_422.json", InvalidRequestError, "n: Input should be less", None),
-        (429, "error.rate_limited_429.json", RateLimitError, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED"),
+        (
+            429,
+            "error.rate_limited_429.json",
+            RateLimitError,
+            "Rate limit exceeded",
+            "RATE_LIMIT_EXCEEDED",
+        ),
         (502, "error.proxy_502.html", ServerError, "502 Bad Gateway", None),
     ],
 )
@@ -88,9 +118,12 @@ def test_5xx_is_server_error(status: int) -> None:
 
 def test_fatal_errors_are_marked() -> None:
     """Authentication, credits and permission stop a batch; the rest do not."""
-    assert AuthenticationError.fatal and InsufficientCreditsError.fatal
+    assert AuthenticationError.fatal
+    assert InsufficientCreditsError.fatal
     assert PermissionDeniedError.fatal
-    assert not RateLimitError.fatal and not ServerError.fatal and not NotFoundError.fatal
+    assert not RateLimitError.fatal
+    assert not ServerError.fatal
+    assert not NotFoundError.fatal
 
 
 def test_transient_job_failures() -> None:

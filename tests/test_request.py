@@ -120,7 +120,9 @@ def test_compression_allowed_with_lossy_formats(fmt: str) -> None:
 @pytest.mark.parametrize("fmt", [None, "png", "webp"])
 def test_transparent_background_with_alpha_formats(fmt: str | None) -> None:
     """A transparent background is accepted with png (the default) and webp."""
-    assert ImageRequest("x", background="transparent", output_format=fmt).background == "transparent"
+    assert (
+        ImageRequest("x", background="transparent", output_format=fmt).background == "transparent"
+    )
 
 
 def test_requests_are_frozen_and_comparable() -> None:

@@ -177,14 +177,16 @@ def test_result_outputs_shape() -> None:
 def test_result_images_fal_shape() -> None:
     """The fal ``images`` shape carries file_size too."""
     image = result_of(reply("result.images_fal")).images[0]
-    assert image.url is not None and image.url.endswith("/0.png")
+    assert image.url is not None
+    assert image.url.endswith("/0.png")
     assert image.file_size == 1843201
 
 
 def test_result_output_content_shape() -> None:
     """OdiRouter's provider-response ``output[].content[]`` shape gives the URL."""
     image = result_of(reply("result.output_content")).images[0]
-    assert image.url is not None and image.url.endswith("/0.png")
+    assert image.url is not None
+    assert image.url.endswith("/0.png")
 
 
 def test_result_output_content_base64() -> None:
@@ -197,7 +199,8 @@ def test_result_output_content_base64() -> None:
 def test_result_openai_b64_shape() -> None:
     """OpenAI's ``data[].b64_json`` decodes to the image bytes."""
     image = result_of(reply("result.openai_b64")).images[0]
-    assert image.inline and image.url is None
+    assert image.inline
+    assert image.url is None
     assert image.decode().startswith(PNG_1X1_PREFIX)
 
 

@@ -1,0 +1,9 @@
+"""``python -m odiqueue``: the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from odiqueue.cli import main
+
+sys.exit(main())

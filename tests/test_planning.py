@@ -1,0 +1,183 @@
+"""Batch poll planning, the submit limiter and file naming: pure maths, no sleeping."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from odiqueue import ConfigurationError, PollPolicy, Queued, Running, Succeeded
+from odiqueue._limiter import RateLimiter
+from odiqueue._naming import check_template, image_path, safe_component
+from odiqueue._planner import BatchKnowledge, JobClock, next_poll
+
+POLICY = PollPolicy(initial=0.5, multiplier=1.5, maximum=10.0, jitter=0.0)
+
+
+def learned(durations: list[float], start: float = 0.0, gap: float = 0.25) -> BatchKnowledge:
+    known = BatchKnowledge()
+    for i, d in enumerate(durations):
+        known.record(d, start + i * gap)
+    return known
+
+
+def test_cold_start_backs_off() -> None:
+    """With nothing learned yet, the plain geometric backoff applies."""
+    clock = JobClock(submitted_at=0.0)
+    waits = []
+    for now in (0.0, 1.0, 2.0):
+        waits.append(
+            next_poll(clock, Running("r"), now, BatchKnowledge(), POLICY, random.Random(0))
+        )
+        clock.observe(Running("r"), now)
+    assert waits == [0.5, 0.75, 1.125]
+
+
+def test_quantiles_and_throughput() -> None:
+    """The batch learns duration quantiles and its completion rate."""
+    known = learned([1.0, 2.0, 3.0, 4.0, 5.0], gap=0.5)
+    assert known.quantile(0.5) == 3.0
+    assert known.quantile(0.0) == 1.0
+    assert known.throughput() == pytest.approx(2.0)
+    assert BatchKnowledge().quantile(0.5) is None
+
+
+def test_knowledge_window_is_bounded() -> None:
+    """Only recent durations count, so memory stays flat over any batch size."""
+    known = learned([100.0] * 300 + [1.0] * 256)
+    assert known.quantile(0.99) == 1.0
+
+
+def test_running_job_sleeps_until_its_early_end() -> None:
+    """A job seen running sleeps until about the shortest likely end, not a fixed step."""
+    known = learned([20.0] * 10)
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Running("r"), 1.0)  # started between 0 and 1: estimate 0.5
+    wait = next_poll(clock, Running("r"), 1.0, known, POLICY, random.Random(0))
+    assert wait == pytest.approx(10.0)  # capped by the policy maximum (would be 19.5)
+    clock_far = JobClock(submitted_at=0.0)
+    clock_far.observe(Running("r"), 12.0)  # started about 6
+    wait_far = next_poll(clock_far, Running("r"), 18.0, known, POLICY, random.Random(0))
+    assert wait_far == pytest.approx(6.0 + 20.0 - 18.0)
+
+
+def test_running_job_near_its_end_polls_in_fine_steps() -> None:
+    """Near the expected end the step is a small fraction of the median duration."""
+    known = learned([2.0] * 10)
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Running("r"), 0.2)
+    assert next_poll(clock, Running("r"), 2.0, known, POLICY, random.Random(0)) == pytest.approx(
+        0.12, abs=0.01
+    )
+
+
+def test_outliers_poll_in_steps_that_grow() -> None:
+    """A job running ten times the median polls in proportion to its age, not every step."""
+    known = learned([2.0] * 10)
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Running("r"), 0.0)
+    assert next_poll(clock, Running("r"), 20.0, known, POLICY, random.Random(0)) == pytest.approx(
+        1.2
+    )
+
+
+def test_queued_job_sleeps_until_its_turn() -> None:
+    """A queued job waits for the jobs ahead of it to leave at the observed rate."""
+    known = learned([2.0] * 10, gap=0.25)  # 4 jobs a second
+    clock = JobClock(submitted_at=0.0)
+    wait = next_poll(clock, Queued("r", 7), 0.0, known, POLICY, random.Random(0))
+    assert wait == pytest.approx(8 / 4 + 2.0)
+
+
+def test_far_back_in_queue_is_capped() -> None:
+    """However long the queue, a queued job polls at least every few maxima."""
+    known = learned([2.0] * 10, gap=10.0)
+    wait = next_poll(
+        JobClock(submitted_at=0.0), Queued("r", 1000), 0.0, known, POLICY, random.Random(0)
+    )
+    assert wait == pytest.approx(60.0)
+
+
+def test_job_clock_estimates() -> None:
+    """Start and end are estimated midway through the gaps the polls left."""
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Queued("r", 2), 1.0)
+    clock.observe(Running("r"), 3.0)
+    clock.observe(Running("r"), 5.0)
+    assert clock.started_at() == 2.0
+    assert clock.finished_estimate(7.0) == 6.0
+    assert clock.polls == 3
+    assert Succeeded("r").terminal
+
+
+def test_rate_limiter_spaces_submits() -> None:
+    """A burst passes at once, then each submit waits its share of a second."""
+    limiter = RateLimiter(rate=4.0, burst=2)
+    waits = [limiter.reserve(now=0.0) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.25, 0.5, 0.75])
+    assert limiter.reserve(now=10.0) == 0.0
+
+
+def test_rate_limiter_halves_and_recovers() -> None:
+    """A 429 halves the rate; successes win it back gradually, never above the limit."""
+    limiter = RateLimiter(rate=8.0)
+    limiter.slow_down()
+    assert limiter.rate == 4.0
+    limiter.recover()
+    assert 4.0 < limiter.rate < 8.0
+    for _ in range(100):
+        limiter.recover()
+    assert limiter.rate == 8.0
+    assert RateLimiter(rate=None).reserve(now=0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("../../etc/passwd", "_.._etc_passwd"),
+        (".hidden", "hidden"),
+        ("a/b\\c:d", "a_b_c_d"),
+        ("CON.png", "_CON.png"),
+        ("nul", "_nul"),
+        ("", "_"),
+        ("...", "_"),
+        ("tab\there", "tab_here"),
+        ("Über Äpfel", "Über Äpfel"),
+    ],
+)
+def test_safe_component(text: str, expected: str) -> None:
+    """Names lose separators, control characters, leading dots and reserved words."""
+    assert safe_component(text) == expected
+
+
+def test_long_names_are_cut() -> None:
+    """Names are cut to a length every file system accepts."""
+    assert len(safe_component("é" * 500).encode()) <= 200
+
+
+def test_image_path_stays_inside_out_dir(tmp_path: Path) -> None:
+    """Whatever the key, the file lands directly in out_dir."""
+    path = image_path(
+        tmp_path, "{key}_{index}.{ext}", key="../../x", index=0, request_id="r", ext="png", count=1
+    )
+    assert path.parent == tmp_path
+    assert path.name == "_.._x_0.png"
+
+
+def test_image_index_added_when_template_lacks_it(tmp_path: Path) -> None:
+    """Several images of one job never share a name."""
+    names = {
+        image_path(
+            tmp_path, "{key}.{ext}", key="k", index=i, request_id="r", ext="jpg", count=3
+        ).name
+        for i in range(3)
+    }
+    assert names == {"k_0.jpg", "k_1.jpg", "k_2.jpg"}
+
+
+@pytest.mark.parametrize("template", ["{nope}.png", "{index}.{ext}", "{key"])
+def test_bad_templates(template: str) -> None:
+    """Unknown fields, or templates where all jobs would collide, are refused up front."""
+    with pytest.raises(ConfigurationError):
+        check_template(template)
