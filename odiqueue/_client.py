@@ -7,7 +7,14 @@ import enum
 import logging
 import os
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+)
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +26,15 @@ import attrs
 from yarl import URL
 
 from odiqueue import _backoff, _wire
+from odiqueue._batch import (
+    DEFAULT_CANCEL_TIMEOUT,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_JOB_RETRIES,
+    DEFAULT_POLL_CONCURRENCY,
+    Batch,
+    BatchOptions,
+    Item,
+)
 from odiqueue._config import (
     DEFAULT_MODEL,
     Limits,
@@ -48,6 +64,8 @@ from odiqueue._models import (
     JobHandle,
     JobStatus,
 )
+from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._progress import Progress
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 
 __all__ = ["AsyncClient"]
@@ -384,6 +402,71 @@ class AsyncClient:
                     ) from exc
 
         return await self._transport.retrying(attempt, request_id=request_id)
+
+    # --- many jobs -------------------------------------------------------------------------
+
+    def generate_many(
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        out_dir: str | os.PathLike[str],
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        submit_rate: float | None = None,
+        submit_burst: int = 8,
+        poll_concurrency: int = DEFAULT_POLL_CONCURRENCY,
+        max_job_retries: int = DEFAULT_MAX_JOB_RETRIES,
+        deadline: float | None = None,
+        name_template: str = DEFAULT_TEMPLATE,
+        overwrite: bool = False,
+        resume: bool = True,
+        keep_remote: bool = False,
+        cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Batch:
+        """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
+
+        >>> async with client.generate_many(["a red mug", "a blue mug"], "out") as outcomes:
+        ...     async for outcome in outcomes:
+        ...         print(outcome.key, outcome.paths if outcome.ok else outcome.error)
+
+        An item is a prompt, an :class:`ImageRequest`, or a ``(key, ImageRequest)`` pair; the
+        key names the item across runs (default: a hash of the request and its occurrence).
+        Items are read lazily from any iterable or async iterable. Outcomes come in
+        completion order.
+
+        - ``max_in_flight`` jobs at most are submitted and unfinished at once;
+          ``submit_rate`` (per second, bursts of ``submit_burst``) spaces submits out, and is
+          halved for a while after a 429 (None: no limit until the server asks).
+        - ``poll_concurrency`` bounds concurrent status requests of the whole batch.
+        - A job failing with INFERENCE_FAILURE, INFERENCE_TIMEOUT or INTERNAL_SERVER_ERROR is
+          submitted again up to ``max_job_retries`` times. Other failures are outcomes;
+          authentication, credit and permission errors stop new submissions and are raised
+          after the jobs already paid for are saved.
+        - ``deadline`` (seconds per job, from its submission) cancels a job that takes longer.
+        - Files are named by ``name_template`` with ``{key}``, ``{index}`` (image number within
+          the job), ``{request_id}`` and ``{ext}``; existing files are never overwritten unless
+          ``overwrite``.
+        - ``out_dir/manifest.jsonl`` records every step: with ``resume`` (the default) running
+          the same batch again skips saved items, picks up submitted jobs by id (no new
+          payment) and submits only the rest. ``resume=False`` sets the old manifest aside.
+        - Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
+        - ``on_progress`` is called with a :class:`Progress` snapshot at every change.
+        """
+        self._require_open()
+        options = BatchOptions(
+            max_in_flight=max_in_flight,
+            submit_rate=submit_rate,
+            submit_burst=submit_burst,
+            poll_concurrency=poll_concurrency,
+            max_job_retries=max_job_retries,
+            deadline=deadline,
+            name_template=name_template,
+            overwrite=overwrite,
+            resume=resume,
+            keep_remote=keep_remote,
+            cancel_timeout=cancel_timeout,
+        )
+        return Batch(self, items, Path(out_dir), options, on_progress)
 
     # --- helpers -------------------------------------------------------------------------
 

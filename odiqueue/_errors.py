@@ -9,6 +9,7 @@
     ├── UnsafeURLError             a reply URL on a foreign origin, or plain http to a remote host
     ├── DecodeError                a reply that does not parse (names the JSON path)
     ├── ResponseTooLargeError      a reply or image over its size cap
+    ├── OutputFileError            an image could not be written where it was meant to go
     ├── SubmissionUncertainError   the submit POST may have created a paid job: do not blindly retry
     ├── TransportError             no HTTP reply at all
     │   ├── ConnectError           the request never reached the server
@@ -56,6 +57,7 @@ __all__ = [
     "JobFailedError",
     "NotFoundError",
     "OdiqueueError",
+    "OutputFileError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -141,6 +143,12 @@ class DecodeError(OdiqueueError):
 
 class ResponseTooLargeError(OdiqueueError):
     """A reply body or an image is larger than the configured cap."""
+
+
+class OutputFileError(OdiqueueError):
+    """An image could not be saved: the file exists (and overwriting was not asked), or the
+    disk refused it. A paid job stays recorded in the manifest, so a rerun fetches it again.
+    """
 
 
 class SubmissionUncertainError(OdiqueueError):

@@ -103,6 +103,13 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         # Shared back-pressure: a 429 on any call holds every call until this moment.
         self._not_before = 0.0
+        #: How many 429 replies this transport has seen (the batch's rate limiter reads it).
+        self.rate_limited = 0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force."""
+        return self._retry
 
     async def open(self) -> None:
         """Create the one aiohttp session, sized to the configured limits."""
@@ -273,6 +280,8 @@ class Transport:
             retry_after=retry_after,
         )
         log.debug("HTTP %d for request %s: %s", status, request_id or "(new)", error.message)
+        if status == 429:
+            self.rate_limited += 1
         if submit:
             if status in SUBMIT_RETRY_STATUSES:
                 return _Retryable(error, retry_after)

@@ -10,12 +10,13 @@ import binascii
 import enum
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
-from odiqueue._errors import InvalidParameterError
+from odiqueue._errors import InvalidParameterError, OdiqueueError
 
 __all__ = [
     "Background",
@@ -29,6 +30,7 @@ __all__ = [
     "JobStatus",
     "LogLine",
     "Moderation",
+    "Outcome",
     "OutputFormat",
     "Quality",
     "Queued",
@@ -375,3 +377,36 @@ class CancelOutcome(_Choice):
     REQUESTED = "CANCELLATION_REQUESTED"
     #: The job had already finished; nothing to cancel (400 ALREADY_COMPLETED).
     ALREADY_COMPLETED = "ALREADY_COMPLETED"
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What became of one item of a batch.
+
+    ``ok`` items have their files in ``paths`` (in image order); failed ones carry ``error``.
+    Times are on the monotonic clock (``time.monotonic()``), None where a step did not
+    happen in this run. ``polls`` counts the status requests the item cost in this run and
+    ``attempts`` its submissions. ``resumed`` is true when an earlier run had submitted (or
+    saved) it; ``uncertain`` when an earlier run's submit may have created a job this run
+    could not find, so the item was submitted again.
+    """
+
+    key: str
+    index: int
+    request: ImageRequest = attrs.field(repr=False)
+    request_id: str | None = None
+    paths: tuple[Path, ...] = ()
+    error: OdiqueueError | None = None
+    attempts: int = 0
+    polls: int = 0
+    submitted_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    saved_at: float | None = None
+    resumed: bool = False
+    uncertain: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the item's images are saved."""
+        return self.error is None

@@ -1,0 +1,613 @@
+"""Many jobs at once: submit under limits, poll on one plan, save as each finishes, resumably.
+
+Data flow, one task per live job, all in one task group scoped to the ``async with``::
+
+    items --(feeder: lazy, waits for an in-flight slot)--> job task
+        job task: [rate limiter] intent line -> POST -> submitted line
+                  -> status polls (shared limiter, planned by ``_planner``)
+                  -> result -> each image streamed to disk -> saved/failed line
+                  -> Outcome --(bounded stream)--> the caller's ``async for``
+
+One job's failure becomes that job's :class:`Outcome`; it never cancels the others. A fatal
+error (bad key, no credits, no permission) stops new submissions, lets the jobs already paid
+for finish, then is raised once every outcome has been delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+
+from odiqueue import _backoff, _wire
+from odiqueue._errors import (
+    ConfigurationError,
+    ContentPolicyError,
+    DeadlineExceededError,
+    InvalidParameterError,
+    InvalidRequestError,
+    JobCancelledError,
+    JobFailedError,
+    NotFoundError,
+    OdiqueueError,
+    OutputFileError,
+    SubmissionUncertainError,
+)
+from odiqueue._journal import PERMANENT_ERROR_TYPES, Journal, KeyState, files_present
+from odiqueue._limiter import RateLimiter
+from odiqueue._models import (
+    Cancelled,
+    CancelOutcome,
+    Failed,
+    ImageRequest,
+    ImageResult,
+    JobHandle,
+    JobStatus,
+    Outcome,
+    Queued,
+    Succeeded,
+)
+from odiqueue._naming import DEFAULT_TEMPLATE, check_template, image_path
+from odiqueue._planner import BatchKnowledge, JobClock, next_poll
+from odiqueue._progress import Progress
+
+if TYPE_CHECKING:
+    from odiqueue._client import AsyncClient
+
+__all__ = ["Batch", "BatchOptions", "Item"]
+
+log = logging.getLogger("odiqueue")
+
+Item = str | ImageRequest | tuple[str, ImageRequest]
+
+DEFAULT_MAX_IN_FLIGHT: Final = 64
+DEFAULT_POLL_CONCURRENCY: Final = 32
+DEFAULT_MAX_JOB_RETRIES: Final = 2
+DEFAULT_CANCEL_TIMEOUT: Final = 10.0
+_RESULT_TRIES: Final = 8
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value >= 1:
+        raise ConfigurationError(f"{attribute.name} must be at least 1, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value >= 0:
+        raise ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class BatchOptions:
+    """The knobs of :meth:`AsyncClient.generate_many` (see there)."""
+
+    max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
+    submit_rate: float | None = attrs.field(default=None, validator=_non_negative)
+    submit_burst: int = attrs.field(default=8, validator=_at_least_one)
+    poll_concurrency: int = attrs.field(default=DEFAULT_POLL_CONCURRENCY, validator=_at_least_one)
+    max_job_retries: int = attrs.field(default=DEFAULT_MAX_JOB_RETRIES, validator=_non_negative)
+    deadline: float | None = attrs.field(default=None, validator=_non_negative)
+    name_template: str = attrs.field(default=DEFAULT_TEMPLATE, converter=check_template)
+    overwrite: bool = False
+    resume: bool = True
+    keep_remote: bool = False
+    cancel_timeout: float = attrs.field(default=DEFAULT_CANCEL_TIMEOUT, validator=_non_negative)
+
+
+@attrs.define
+class _Work:
+    """One item on its way through the pipeline (mutable, owned by its job task)."""
+
+    key: str
+    index: int
+    request: ImageRequest
+    handle: JobHandle | None = None
+    resumed: bool = False
+    uncertain: bool = False
+    attempts: int = 0
+    polls: int = 0
+    clock: JobClock | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    stage: str = "waiting"
+
+
+class Batch:
+    """A running batch: ``async with`` it, then ``async for`` its outcomes.
+
+    Leaving the ``async with`` early (``break``, an exception, task cancellation, Ctrl-C)
+    cancels every unfinished job on the server (unless ``keep_remote``) within
+    ``cancel_timeout`` seconds; the manifest keeps everything needed to resume.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        items: Iterable[Item] | AsyncIterable[Item],
+        out_dir: Path,
+        options: BatchOptions,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigurationError(f"out_dir {out_dir} exists and is not a folder")
+        self._client = client
+        self._items = items
+        self._out_dir = out_dir
+        self._options = options
+        self._on_progress = on_progress
+        self._journal = Journal(out_dir)
+        self._states: dict[str, KeyState] = {}
+        self._send, self._receive = anyio.create_memory_object_stream[Outcome](
+            options.max_in_flight
+        )
+        self._slots = anyio.Semaphore(options.max_in_flight)
+        self._poll_limiter = anyio.CapacityLimiter(options.poll_concurrency)
+        self._rate = RateLimiter(options.submit_rate, options.submit_burst)
+        self._known = BatchKnowledge()
+        self._rng = random.Random()
+        self._live: dict[str, tuple[str, JobHandle]] = {}
+        self._counts: dict[str, int] = dict.fromkeys(
+            (name for name in attrs.fields_dict(Progress) if name != "elapsed"), 0
+        )
+        self._started = 0.0
+        self._fatal: OdiqueueError | None = None
+        self._task_group: TaskGroup | None = None
+        self._seen_keys: set[bytes] = set()
+        self._occurrences: dict[bytes, int] = {}
+
+    # --- the caller's side -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Batch:
+        self._started = anyio.current_time()
+        if not self._options.resume:
+            await anyio.to_thread.run_sync(_set_aside_manifest, self._journal.path)
+        self._states = await anyio.to_thread.run_sync(self._journal.open)
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._cancel_live()
+            self._journal.close()
+            self._receive.close()
+
+    def __aiter__(self) -> AsyncIterator[Outcome]:
+        if self._task_group is None:
+            raise RuntimeError(
+                "use `async with client.generate_many(...) as outcomes:` and then "
+                "`async for outcome in outcomes:`"
+            )
+        return self
+
+    async def __anext__(self) -> Outcome:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            if self._fatal is not None:
+                raise self._fatal from None
+            raise StopAsyncIteration from None
+
+    @property
+    def progress(self) -> Progress:
+        """The batch's counts right now."""
+        return Progress(**self._counts, elapsed=anyio.current_time() - self._started)
+
+    # --- feeding ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        async with self._send, anyio.create_task_group() as jobs:
+            index = -1
+            async for item in _aiterate(self._items):
+                index += 1
+                await self._slots.acquire()
+                if self._fatal is not None:
+                    self._slots.release()
+                    break
+                work = self._prepare(item, index)
+                if isinstance(work, Outcome):
+                    self._slots.release()
+                    await self._deliver(work)
+                    continue
+                self._bump("waiting")
+                jobs.start_soon(self._job, work)
+
+    def _prepare(self, item: Item, index: int) -> _Work | Outcome:
+        """Turn one input item into work, or into an outcome an earlier run already decided."""
+        key, request = self._identify(item, index)
+        if request is None:
+            return Outcome(key=key, index=index, request=ImageRequest("?"), error=_bad_item(item))
+        state = self._states.pop(key, None)
+        work = _Work(key=key, index=index, request=request)
+        if state is None:
+            return self._check_free(work)
+        work.resumed = True
+        if state.stage == "saved" and files_present(self._out_dir, state):
+            self._bump("saved")
+            self._bump("skipped")
+            paths = tuple(self._out_dir / f["name"] for f in state.files)
+            return Outcome(
+                key=key,
+                index=index,
+                request=request,
+                request_id=state.handle.request_id if state.handle else None,
+                paths=paths,
+                resumed=True,
+            )
+        if state.stage == "failed" and state.permanent:
+            self._bump("failed")
+            error = JobFailedError(state.error or "failed", error_type=state.error_type)
+            return Outcome(key=key, index=index, request=request, error=error, resumed=True)
+        if state.stage in ("submitted", "saved") and state.handle is not None:
+            work.handle, work.attempts = state.handle, state.attempt
+            work.submitted_at = anyio.current_time()
+            self._live[state.handle.request_id] = (key, state.handle)
+            return work
+        if state.stage == "intent":
+            work.uncertain = True
+            self._bump("uncertain")
+            log.warning(
+                "item %s: an earlier run's submit may have created a job it never heard back "
+                "about; submitting again",
+                key,
+            )
+        work.attempts = state.attempt
+        return self._check_free(work)
+
+    def _identify(self, item: Item, index: int) -> tuple[str, ImageRequest | None]:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], ImageRequest):
+            key = item[0]
+            if not isinstance(key, str) or not key.strip():
+                raise TypeError(f"item {index}: the key must be a non-empty string, got {key!r}")
+            digest = hashlib.blake2b(key.encode(), digest_size=12).digest()
+            if digest in self._seen_keys:
+                raise ValueError(f"item {index}: the key {key!r} was used by an earlier item")
+            self._seen_keys.add(digest)
+            return key, item[1]
+        if isinstance(item, str):
+            try:
+                request = ImageRequest(item)
+            except InvalidParameterError:
+                return f"item-{index}", None
+        elif isinstance(item, ImageRequest):
+            request = item
+        else:
+            raise TypeError(
+                f"item {index}: expected a prompt string, an ImageRequest or a "
+                f"(key, ImageRequest) pair, got {type(item).__name__}"
+            )
+        body = json.dumps(_wire.request_to_json(request), sort_keys=True)
+        digest = hashlib.blake2b(body.encode(), digest_size=12).digest()
+        occurrence = self._occurrences.get(digest, 0)
+        self._occurrences[digest] = occurrence + 1
+        return f"{digest.hex()[:16]}-{occurrence}", request
+
+    def _check_free(self, work: _Work) -> _Work | Outcome:
+        """Refuse, before paying, an item whose files would overwrite existing ones."""
+        template = self._options.name_template
+        if self._options.overwrite or "{request_id}" in template:
+            return work
+        for index in range(work.request.count):
+            path = self._path(work, index, "")
+            if path.exists():
+                self._bump("failed")
+                error = OutputFileError(
+                    f"{path} already exists and is not in this folder's manifest: pass "
+                    "overwrite=True, or use another output folder"
+                )
+                return Outcome(key=work.key, index=work.index, request=work.request, error=error)
+        return work
+
+    # --- one job ---------------------------------------------------------------------------
+
+    async def _job(self, work: _Work) -> None:
+        try:
+            outcome = await self._carry(work)
+        finally:
+            self._slots.release()
+        await self._deliver(outcome)
+
+    async def _carry(self, work: _Work) -> Outcome:
+        options = self._options
+        while True:
+            if work.handle is None:
+                if self._fatal is not None:
+                    self._shift(work, "failed")
+                    return self._outcome(work, error=self._fatal)
+                try:
+                    await self._submit(work)
+                except OdiqueueError as exc:
+                    return self._fail(work, exc)
+            assert work.handle is not None
+            try:
+                with anyio.fail_after(options.deadline):
+                    status = await self._follow(work)
+            except TimeoutError:
+                await self._cancel_one(work.handle, work.key)
+                return self._fail(
+                    work,
+                    DeadlineExceededError(
+                        f"the job did not finish within {options.deadline}s",
+                        request_id=work.handle.request_id,
+                    ),
+                )
+            except NotFoundError as exc:
+                if work.resumed and work.polls <= 1:
+                    # An earlier run's job the server no longer knows (expired): pay again.
+                    log.warning("item %s: earlier job %s is gone; submitting again", work.key, exc)
+                    self._live.pop(work.handle.request_id, None)
+                    work.handle = None
+                    continue
+                return self._fail(work, exc)
+            except OdiqueueError as exc:
+                return self._fail(work, exc)
+            self._live.pop(work.handle.request_id, None)
+            if isinstance(status, Succeeded):
+                try:
+                    return await self._collect(work)
+                except OdiqueueError as exc:
+                    return self._fail(work, exc)
+            error = _job_error(status)
+            if (
+                isinstance(error, JobFailedError)
+                and error.transient
+                and work.attempts <= options.max_job_retries
+            ):
+                self._journal.write("failed", work.key, **_failure_fields(error, permanent=False))
+                log.info("item %s: %s; submitting again", work.key, error)
+                self._bump("retried")
+                self._shift(work, "waiting")
+                work.handle = None
+                continue
+            return self._fail(work, error)
+
+    async def _submit(self, work: _Work) -> None:
+        await self._rate.acquire()
+        work.attempts += 1
+        self._journal.write("intent", work.key, attempt=work.attempts)
+        limited = self._client._transport.rate_limited
+        handle = await self._client.submit(work.request)
+        if self._client._transport.rate_limited > limited:
+            self._rate.slow_down()
+        else:
+            self._rate.recover()
+        self._journal.write(
+            "submitted",
+            work.key,
+            attempt=work.attempts,
+            request_id=handle.request_id,
+            status_url=handle.status_url,
+            response_url=handle.response_url,
+            cancel_url=handle.cancel_url,
+            request=_wire.request_to_json(work.request),
+        )
+        work.handle = handle
+        work.submitted_at = anyio.current_time()
+        work.clock = None
+        self._live[handle.request_id] = (work.key, handle)
+        self._shift(work, "queued")
+
+    async def _follow(self, work: _Work) -> JobStatus:
+        """Poll the job until it is terminal, on the batch's shared plan."""
+        assert work.handle is not None
+        assert work.submitted_at is not None
+        clock = work.clock = JobClock(submitted_at=work.submitted_at)
+        status: JobStatus | None = None
+        while True:
+            now = anyio.current_time()
+            await _backoff.sleep(
+                next_poll(clock, status, now, self._known, self._client._poll, self._rng)
+            )
+            async with self._poll_limiter:
+                status = await self._client.status(work.handle)
+            now = anyio.current_time()
+            work.polls += 1
+            self._bump("polls")
+            if status.terminal:
+                finished = clock.finished_estimate(now)
+                start = clock.started_at() or clock.submitted_at
+                if isinstance(status, Succeeded):
+                    self._known.record(finished - start, now)
+                work.started_at, work.completed_at = start, now
+                return status
+            clock.observe(status, now)
+            self._shift(work, "queued" if isinstance(status, Queued) else "running")
+
+    async def _collect(self, work: _Work) -> Outcome:
+        """Fetch the result and stream each image to disk, one at a time."""
+        assert work.handle is not None
+        handle = work.handle
+        result: ImageResult | None = None
+        for attempt in range(_RESULT_TRIES):
+            result = await self._client.result(handle)
+            if result is not None:
+                break
+            await _backoff.sleep(
+                _backoff.retry_delay(attempt + 1, self._client._transport.retry, self._rng)
+            )
+        if result is None:
+            raise OdiqueueError(
+                "the job completed but its result never became available",
+                request_id=handle.request_id,
+            )
+        files: list[dict[str, Any]] = []
+        paths: list[Path] = []
+        for index, image in enumerate(result.images):
+            path = self._path(work, index, handle.request_id, count=len(result.images))
+            try:
+                saved = await self._client.download(
+                    image, path, overwrite=self._options.overwrite, request_id=handle.request_id
+                )
+            except FileExistsError:
+                # Appeared since the check: keep both rather than lose a paid image.
+                path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
+                saved = await self._client.download(image, path, request_id=handle.request_id)
+            except OSError as exc:
+                raise OutputFileError(
+                    f"could not write {path}: {exc}", request_id=handle.request_id
+                ) from exc
+            self._counts["bytes"] += saved.size
+            files.append({"name": path.name, "size": saved.size, "sha256": saved.sha256})
+            paths.append(path)
+        self._journal.write("saved", work.key, request_id=handle.request_id, files=files)
+        self._shift(work, "saved")
+        log.info(
+            "item %s: saved %d image(s) from request %s", work.key, len(paths), handle.request_id
+        )
+        return self._outcome(work, paths=tuple(paths), saved_at=anyio.current_time())
+
+    def _path(self, work: _Work, index: int, request_id: str, count: int | None = None) -> Path:
+        return image_path(
+            self._out_dir,
+            self._options.name_template,
+            key=work.key,
+            index=index,
+            request_id=request_id,
+            ext=work.request.format.extension,
+            count=work.request.count if count is None else count,
+        )
+
+    # --- outcomes and counts -----------------------------------------------------------------
+
+    def _fail(self, work: _Work, error: OdiqueueError) -> Outcome:
+        if error.fatal and self._fatal is None:
+            log.error("stopping new submissions: %s", error)
+            self._fatal = error
+        # A submit that was refused for the whole account never ran, and one whose fate is
+        # unknown keeps only its intent line so that resume reports it: neither is "failed".
+        never_ran = work.handle is None and (
+            error.fatal or isinstance(error, SubmissionUncertainError)
+        )
+        if not never_ran:
+            permanent = isinstance(error, (ContentPolicyError, InvalidRequestError)) or (
+                isinstance(error, JobFailedError) and error.error_type in PERMANENT_ERROR_TYPES
+            )
+            self._journal.write("failed", work.key, **_failure_fields(error, permanent))
+        if work.handle is not None:
+            self._live.pop(work.handle.request_id, None)
+        self._shift(work, "failed")
+        log.warning("item %s failed: %s", work.key, error)
+        return self._outcome(work, error=error)
+
+    def _outcome(self, work: _Work, **fields: Any) -> Outcome:
+        return Outcome(
+            key=work.key,
+            index=work.index,
+            request=work.request,
+            request_id=work.handle.request_id if work.handle else None,
+            attempts=work.attempts,
+            polls=work.polls,
+            submitted_at=work.submitted_at,
+            started_at=work.started_at,
+            completed_at=work.completed_at,
+            resumed=work.resumed,
+            uncertain=work.uncertain,
+            **fields,
+        )
+
+    async def _deliver(self, outcome: Outcome) -> None:
+        self._changed()
+        await self._send.send(outcome)
+
+    def _bump(self, counter: str, by: int = 1) -> None:
+        self._counts[counter] += by
+
+    def _shift(self, work: _Work, stage: str) -> None:
+        if stage != work.stage:
+            self._counts[work.stage] -= 1 if work.stage in self._counts else 0
+            if stage in self._counts:
+                self._counts[stage] += 1
+            work.stage = stage
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+
+    # --- leaving early ---------------------------------------------------------------------
+
+    async def _cancel_live(self) -> None:
+        """Cancel every job submitted and not finished, unless told to keep them running."""
+        if not self._live or self._options.keep_remote:
+            return
+        live, self._live = list(self._live.values()), {}
+        log.info("cancelling %d unfinished job(s) on the server", len(live))
+        with anyio.move_on_after(self._options.cancel_timeout):
+            async with anyio.create_task_group() as group:
+                for key, handle in live:
+                    group.start_soon(self._cancel_one, handle, key)
+
+    async def _cancel_one(self, handle: JobHandle, key: str) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._options.cancel_timeout):
+            try:
+                outcome = await self._client.cancel(handle)
+            except OdiqueueError as exc:
+                log.warning("could not cancel request %s: %s", handle.request_id, exc)
+                return
+            if outcome is CancelOutcome.REQUESTED:
+                self._journal.write("cancelled", key, request_id=handle.request_id)
+
+
+async def _aiterate(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def _job_error(status: JobStatus) -> OdiqueueError:
+    if isinstance(status, Failed):
+        return JobFailedError(
+            status.error, error_type=status.error_type, request_id=status.request_id
+        )
+    if isinstance(status, Cancelled):
+        return JobCancelledError(status.error, error_type="CANCELED", request_id=status.request_id)
+    raise AssertionError(f"not a failure: {status!r}")  # pragma: no cover
+
+
+def _failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
+    return {
+        "request_id": error.request_id,
+        "error_class": type(error).__name__,
+        "error": error.message,
+        "error_type": getattr(error, "error_type", None),
+        "permanent": permanent,
+    }
+
+
+def _bad_item(item: object) -> OdiqueueError:
+    try:
+        ImageRequest(item)  # type: ignore[arg-type]
+    except InvalidParameterError as exc:
+        return exc
+    return OdiqueueError(f"invalid item {item!r}")  # pragma: no cover
+
+
+def _set_aside_manifest(path: Path) -> None:
+    if path.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path.rename(path.with_name(f"manifest-{stamp}.jsonl"))

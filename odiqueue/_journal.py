@@ -1,0 +1,181 @@
+"""The append-only ``manifest.jsonl`` that makes a batch resumable, and its lock.
+
+One JSON object per line, each with an ``event``:
+
+``intent``     written *before* a submit POST: if no ``submitted`` line follows, the POST's
+               fate is unknown (the process died or the reply was lost): "uncertain".
+``submitted``  key, attempt, request_id, the three URLs and the request.
+``saved``      key, request_id, and each file's name, size and sha256.
+``failed``     key, request_id (if any), error class, message, error_type, permanent.
+``cancelled``  key, request_id: cancelled by this client (an interrupted batch).
+
+Lines are appended with one ``os.write`` on an ``O_APPEND`` descriptor: small appends land in
+the page cache at once, so the intent line is in the file before the POST leaves, and a
+killed process never leaves half a line except the very last, which loading tolerates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import attrs
+
+from odiqueue._errors import ConfigurationError
+from odiqueue._models import JobHandle
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["MANIFEST_NAME", "PERMANENT_ERROR_TYPES", "Journal", "KeyState"]
+
+log = logging.getLogger("odiqueue")
+
+MANIFEST_NAME: Final = "manifest.jsonl"
+LOCK_NAME: Final = ".odiqueue.lock"
+#: Job failures that would fail again: a resumed batch reports them instead of paying again.
+PERMANENT_ERROR_TYPES: Final = frozenset({"CONTENT_BLOCKED", "REQUEST_INVALID"})
+
+Stage = Literal["intent", "submitted", "saved", "failed", "cancelled"]
+
+
+@attrs.define
+class KeyState:
+    """What earlier runs recorded about one key."""
+
+    stage: Stage
+    attempt: int = 0
+    handle: JobHandle | None = None
+    files: tuple[Mapping[str, Any], ...] = ()
+    error: str | None = None
+    error_type: str | None = None
+    permanent: bool = False
+
+
+class Journal:
+    """The manifest of one ``out_dir``: loaded on open, appended to as jobs progress."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.path = out_dir / MANIFEST_NAME
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+
+    def open(self) -> dict[str, KeyState]:
+        """Take the lock, read what earlier runs recorded, and open for appending."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            states = dict(self._load())
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except BaseException:
+            self.close()
+            raise
+        return states
+
+    def close(self) -> None:
+        """Close the manifest and release the lock."""
+        for name in ("_fd", "_lock_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                os.close(fd)
+
+    def write(self, event: Stage, key: str, **fields: Any) -> None:
+        """Append one event line."""
+        if self._fd is None:
+            raise RuntimeError("journal is not open")
+        line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
+        os.write(self._fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
+
+    def _lock(self) -> None:
+        fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise ConfigurationError(
+                    f"another odiqueue process (pid {holder}) is writing to {self.out_dir}: "
+                    "wait for it to finish, or use another output folder"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _load(self) -> Iterator[tuple[str, KeyState]]:
+        if not self.path.exists():
+            return
+        with self.path.open("rb+") as f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                # A torn last line from a killed process: drop it so appends start clean.
+                log.warning("dropping a torn last line of %s", self.path)
+                f.truncate(end)
+        states: dict[str, KeyState] = {}
+        for number, raw in enumerate(data[:end].splitlines(), 1):
+            try:
+                line = json.loads(raw)
+                _apply(states, line)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("skipping unreadable line %d of %s: %s", number, self.path, exc)
+        yield from states.items()
+
+
+def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
+    key, event = line["key"], line["event"]
+    state = states.get(key)
+    if event == "intent":
+        if state is None:
+            states[key] = KeyState("intent", attempt=line.get("attempt", 1))
+        else:
+            state.stage, state.attempt = "intent", line.get("attempt", state.attempt + 1)
+    elif event == "submitted":
+        handle = JobHandle(
+            request_id=line["request_id"],
+            status_url=line["status_url"],
+            response_url=line["response_url"],
+            cancel_url=line["cancel_url"],
+        )
+        states[key] = KeyState("submitted", attempt=line.get("attempt", 1), handle=handle)
+    elif event == "saved":
+        prior = state.handle if state else None
+        states[key] = KeyState("saved", handle=prior, files=tuple(line["files"]))
+    elif event in ("failed", "cancelled"):
+        prior_attempt = state.attempt if state else 0
+        states[key] = KeyState(
+            event,
+            attempt=prior_attempt,
+            handle=state.handle if state else None,
+            error=line.get("error"),
+            error_type=line.get("error_type"),
+            permanent=bool(line.get("permanent")),
+        )
+    else:
+        raise ValueError(f"unknown event {event!r}")
+
+
+def files_present(out_dir: Path, state: KeyState) -> bool:
+    """Whether every file a ``saved`` line lists is still on disk at its recorded size."""
+    try:
+        return bool(state.files) and all(
+            (out_dir / f["name"]).stat().st_size == f["size"] for f in state.files
+        )
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def check_out_dir(out_dir: Path) -> Path:
+    """``out_dir`` as a usable folder path (created later, on open)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigurationError(f"out_dir {out_dir} exists and is not a folder")
+    return out_dir

@@ -1,0 +1,79 @@
+"""File names for saved images: a template filled in, then made safe to create in ``out_dir``.
+
+Keys and templates come from users' spreadsheets, so a name is never trusted: separators,
+control characters and names Windows reserves are replaced, leading dots are dropped, and the
+result is checked to stay inside ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from pathlib import Path
+from typing import Final
+
+from odiqueue._errors import ConfigurationError
+
+__all__ = ["DEFAULT_TEMPLATE", "check_template", "image_path", "safe_component"]
+
+DEFAULT_TEMPLATE: Final = "{key}_{index}.{ext}"
+FIELDS: Final = frozenset({"key", "index", "request_id", "ext"})
+_MAX_NAME_BYTES: Final = 200
+_UNSAFE: Final = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_RESERVED: Final = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"com{i}" for i in range(1, 10)}
+    | {f"lpt{i}" for i in range(1, 10)}
+)
+
+
+def check_template(template: str) -> str:
+    """Refuse a template with unknown fields or no way to tell a job's images apart."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ConfigurationError(f"name template {template!r} is malformed: {exc}") from None
+    unknown = names - FIELDS
+    if unknown:
+        raise ConfigurationError(
+            f"name template {template!r} uses {', '.join(sorted(unknown))}: "
+            f"only {{{'}, {'.join(sorted(FIELDS))}}} are known"
+        )
+    if "key" not in names and "request_id" not in names:
+        raise ConfigurationError(
+            f"name template {template!r} needs {{key}} or {{request_id}}, or every job "
+            "would write the same file"
+        )
+    return template
+
+
+def safe_component(text: str) -> str:
+    """``text`` as one harmless file-name component (never empty, never hidden)."""
+    text = unicodedata.normalize("NFC", text)
+    text = _UNSAFE.sub("_", text).strip().strip(".")
+    text = text.lstrip(".-") or "_"
+    if text.split(".", 1)[0].lower() in _RESERVED:
+        text = "_" + text
+    encoded = text.encode("utf-8")
+    if len(encoded) > _MAX_NAME_BYTES:
+        text = encoded[:_MAX_NAME_BYTES].decode("utf-8", "ignore")
+    return text
+
+
+def image_path(
+    out_dir: Path, template: str, *, key: str, index: int, request_id: str, ext: str, count: int
+) -> Path:
+    """The path for image ``index`` of a job, inside ``out_dir``.
+
+    When a job has several images but the template has no ``{index}``, the index is added
+    before the extension so images never overwrite each other.
+    """
+    name = template.format(key=key, index=index, request_id=request_id, ext=ext)
+    if count > 1 and "{index}" not in template:
+        stem, dot, suffix = name.rpartition(".")
+        name = f"{stem}_{index}.{suffix}" if dot else f"{name}_{index}"
+    path = out_dir / safe_component(name)
+    if path.parent != out_dir:
+        raise ConfigurationError(f"file name {name!r} would leave {out_dir}")
+    return path
