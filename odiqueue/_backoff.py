@@ -20,7 +20,14 @@ import anyio
 from odiqueue._config import PollPolicy, RetryPolicy
 from odiqueue._models import JobStatus, Queued
 
-__all__ = ["instant_waits", "parse_retry_after", "poll_delay", "retry_delay", "sleep"]
+__all__ = [
+    "instant_waits",
+    "parse_retry_after",
+    "poll_delay",
+    "retry_delay",
+    "sleep",
+    "sleep_until_set",
+]
 
 _instant = False
 
@@ -43,6 +50,15 @@ def instant_waits(enabled: bool = True) -> Iterator[None]:
 async def sleep(seconds: float) -> None:
     """Wait ``seconds`` (or not at all under :func:`instant_waits`)."""
     await anyio.sleep(0 if _instant else max(seconds, 0.0))
+
+
+async def sleep_until_set(seconds: float, event: anyio.Event) -> None:
+    """Wait ``seconds``, or less if ``event`` is set meanwhile."""
+    if _instant or event.is_set():
+        await sleep(seconds)
+        return
+    with anyio.move_on_after(max(seconds, 0.0)):
+        await event.wait()
 
 
 def retry_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:

@@ -155,6 +155,7 @@ class Batch:
         self._poll_limiter = anyio.CapacityLimiter(options.poll_concurrency)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._known = BatchKnowledge()
+        self._warm = anyio.Event()
         self._rng = random.Random()
         self._live: dict[str, tuple[str, JobHandle]] = {}
         self._counts: dict[str, int] = dict.fromkeys(
@@ -417,9 +418,10 @@ class Batch:
         status: JobStatus | None = None
         while True:
             now = anyio.current_time()
-            await _backoff.sleep(
-                next_poll(clock, status, now, self._known, self._client._poll, self._rng)
-            )
+            delay = next_poll(clock, status, now, self._known, self._client._poll, self._rng)
+            # Waits planned before the batch knew its job durations are cut short the moment
+            # it does, so the first jobs are not stuck in a long cold-start backoff.
+            await _backoff.sleep_until_set(delay, self._warm)
             async with self._poll_limiter:
                 status = await self._client.status(work.handle)
             now = anyio.current_time()
@@ -429,10 +431,12 @@ class Batch:
                 finished = clock.finished_estimate(now)
                 start = clock.started_at() or clock.submitted_at
                 if isinstance(status, Succeeded):
-                    self._known.record(finished - start, now)
+                    self._known.record(finished - start, now, clock.start_uncertainty())
+                    if not self._warm.is_set() and self._known.quantile(0.5) is not None:
+                        self._warm.set()
                 work.started_at, work.completed_at = start, now
                 return status
-            clock.observe(status, now)
+            clock.observe(status, now, self._known.throughput())
             self._shift(work, "queued" if isinstance(status, Queued) else "running")
 
     async def _collect(self, work: _Work) -> Outcome:

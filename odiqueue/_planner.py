@@ -29,11 +29,13 @@ __all__ = ["BatchKnowledge", "JobClock", "next_poll"]
 #: Finished jobs needed before their durations are trusted.
 MIN_SAMPLES: Final = 3
 #: Fine polling step near the expected end, as a fraction of the median duration.
-FINE_STEP: Final = 0.06
+FINE_STEP: Final = 0.09
 #: The duration quantile at which fine polling starts.
-EARLY_QUANTILE: Final = 0.1
+EARLY_QUANTILE: Final = 0.04
 #: How much longer than ``PollPolicy.maximum`` a job with a known queue position may sleep.
 QUEUE_WAIT_FACTOR: Final = 6.0
+#: A start seen within this fraction of the median is sharp enough to learn from.
+SHARP_START: Final = 0.25
 _WINDOW: Final = 256
 
 
@@ -45,14 +47,22 @@ class BatchKnowledge:
     _recent: deque[float] = attrs.field(factory=lambda: deque(maxlen=_WINDOW))
     _finished: deque[float] = attrs.field(factory=lambda: deque(maxlen=64))
 
-    def record(self, duration: float, finished_at: float) -> None:
-        """Learn one finished job: its estimated run time and when it finished."""
+    def record(self, duration: float, finished_at: float, uncertainty: float = 0.0) -> None:
+        """Learn one finished job: its estimated run time and when it finished.
+
+        A run time whose start was seen only within a wide window (``uncertainty`` seconds)
+        would blur the low quantiles the plan rests on, so once the batch knows its median
+        such samples count only towards the completion rate.
+        """
+        self._finished.append(finished_at)
+        median = self.quantile(0.5)
+        if median is not None and uncertainty > SHARP_START * median:
+            return
         duration = max(duration, 0.0)
         if len(self._recent) == self._recent.maxlen:
             self._durations.remove(self._recent[0])
         self._recent.append(duration)
         bisect.insort(self._durations, duration)
-        self._finished.append(finished_at)
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile of recent run durations, or None with too few samples."""
@@ -77,22 +87,39 @@ class JobClock:
     last_poll_at: float | None = None
     last_queued_at: float | None = None
     running_seen_at: float | None = None
+    expected_start: float | None = None
 
-    def observe(self, status: JobStatus, now: float) -> None:
-        """Record one status reply received at ``now``."""
+    def observe(self, status: JobStatus, now: float, throughput: float | None = None) -> None:
+        """Record one status reply received at ``now`` (and the batch's current rate)."""
         self.polls += 1
         if isinstance(status, Queued):
             self.last_queued_at = now
+            if throughput and status.position is not None:
+                self.expected_start = now + (status.position + 1) / throughput
         elif self.running_seen_at is None:
             self.running_seen_at = now
         self.last_poll_at = now
 
     def started_at(self) -> float | None:
-        """Best estimate of when the job started running (midway through the gap it did)."""
+        """Best estimate of when the job started running.
+
+        The queue model's prediction when there was one, kept within the gap between the
+        last poll that saw the job queued and the first that saw it running; else the
+        middle of that gap.
+        """
         if self.running_seen_at is None:
             return None
         before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
+        if self.expected_start is not None:
+            return min(max(self.expected_start, before), self.running_seen_at)
         return (before + self.running_seen_at) / 2
+
+    def start_uncertainty(self) -> float:
+        """How wide the window is in which the job started (0 while unknown)."""
+        if self.running_seen_at is None:
+            return 0.0
+        before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
+        return self.running_seen_at - before
 
     def finished_estimate(self, seen_done_at: float) -> float:
         """Best estimate of when the job completed, given the poll that first saw it done."""
@@ -114,13 +141,18 @@ def next_poll(
         return poll_delay(clock.polls, status, policy, rng)
     step = max(FINE_STEP * median, 0.01)
     early = known.quantile(EARLY_QUANTILE) or median
+    if status is None:
+        # First look: soon enough to learn the queue position, and no later than the
+        # earliest a job that started at once could end.
+        return _spread(min(early, policy.initial), policy, rng)
     if isinstance(status, Queued):
         rate = known.throughput()
         if rate is None or status.position is None:
             return poll_delay(clock.polls, status, policy, rng)
-        # It starts after the jobs ahead of it (and itself) leave the queue, and cannot end
-        # before the shortest likely run after that.
-        wait = (status.position + 1) / rate + early
+        # It starts once the jobs ahead of it (and itself) have left the queue; looking
+        # half a turn after that mostly finds it running, and the queue model says when
+        # it started, which the end estimate rests on.
+        wait = (status.position + 1.5) / rate
         return _spread(min(wait, policy.maximum * QUEUE_WAIT_FACTOR), policy, rng)
     start = clock.started_at()
     if isinstance(status, Running) and start is not None:
