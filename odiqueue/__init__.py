@@ -7,6 +7,7 @@
 """
 
 from odiqueue._backoff import instant_waits
+from odiqueue._batch import Batch
 from odiqueue._client import AsyncClient
 from odiqueue._config import Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
@@ -26,6 +27,7 @@ from odiqueue._errors import (
     JobFailedError,
     NotFoundError,
     OdiqueueError,
+    OutputFileError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
@@ -47,6 +49,7 @@ from odiqueue._models import (
     JobStatus,
     LogLine,
     Moderation,
+    Outcome,
     OutputFormat,
     Quality,
     Queued,
@@ -54,6 +57,7 @@ from odiqueue._models import (
     Size,
     Succeeded,
 )
+from odiqueue._progress import Progress
 from odiqueue._sink import SavedFile
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Background",
+    "Batch",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",
@@ -86,9 +91,12 @@ __all__ = [
     "Moderation",
     "NotFoundError",
     "OdiqueueError",
+    "Outcome",
+    "OutputFileError",
     "OutputFormat",
     "PermissionDeniedError",
     "PollPolicy",
+    "Progress",
     "Quality",
     "Queued",
     "RateLimitError",

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import attrs
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from odiqueue import _backoff, _wire
 from odiqueue._errors import (
@@ -60,6 +62,9 @@ from odiqueue._models import (
 from odiqueue._naming import DEFAULT_TEMPLATE, check_template, image_path
 from odiqueue._planner import BatchKnowledge, JobClock, next_poll
 from odiqueue._progress import Progress
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from odiqueue._client import AsyncClient
@@ -147,10 +152,9 @@ class Batch:
         self._options = options
         self._on_progress = on_progress
         self._journal = Journal(out_dir)
+        self._send: MemoryObjectSendStream[Outcome]
+        self._receive: MemoryObjectReceiveStream[Outcome]
         self._states: dict[str, KeyState] = {}
-        self._send, self._receive = anyio.create_memory_object_stream[Outcome](
-            options.max_in_flight
-        )
         self._slots = anyio.Semaphore(options.max_in_flight)
         self._poll_limiter = anyio.CapacityLimiter(options.poll_concurrency)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
@@ -174,6 +178,9 @@ class Batch:
         if not self._options.resume:
             await anyio.to_thread.run_sync(_set_aside_manifest, self._journal.path)
         self._states = await anyio.to_thread.run_sync(self._journal.open)
+        self._send, self._receive = anyio.create_memory_object_stream[Outcome](
+            self._options.max_in_flight
+        )
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._run)
@@ -186,14 +193,20 @@ class Batch:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
+        # Whatever ended the block (the end of the outcomes, a break, an error, a cancel),
+        # the jobs still running are stopped here. The caller's own exception is theirs to
+        # see, unwrapped: only errors raised inside the pipeline come from the task group.
         self._task_group.cancel_scope.cancel()
         try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            await self._task_group.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
         finally:
             with anyio.CancelScope(shield=True):
                 await self._cancel_live()
             self._journal.close()
             self._receive.close()
+        return None
 
     def __aiter__(self) -> AsyncIterator[Outcome]:
         if self._task_group is None:
@@ -581,6 +594,19 @@ async def _aiterate(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterato
     else:
         for item in items:
             yield item
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error of a task group, or the group when there are several."""
+    errors: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(error.exceptions)
+        elif not isinstance(error, anyio.get_cancelled_exc_class()):
+            errors.append(error)
+    return errors[0] if len(errors) == 1 else group
 
 
 def _job_error(status: JobStatus) -> OdiqueueError:

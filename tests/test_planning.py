@@ -10,7 +10,7 @@ import pytest
 from odiqueue import ConfigurationError, PollPolicy, Queued, Running, Succeeded
 from odiqueue._limiter import RateLimiter
 from odiqueue._naming import check_template, image_path, safe_component
-from odiqueue._planner import BatchKnowledge, JobClock, next_poll
+from odiqueue._planner import FINE_STEP, BatchKnowledge, JobClock, next_poll
 
 POLICY = PollPolicy(initial=0.5, multiplier=1.5, maximum=10.0, jitter=0.0)
 
@@ -67,9 +67,9 @@ def test_running_job_near_its_end_polls_in_fine_steps() -> None:
     known = learned([2.0] * 10)
     clock = JobClock(submitted_at=0.0)
     clock.observe(Running("r"), 0.2)
-    assert next_poll(clock, Running("r"), 2.0, known, POLICY, random.Random(0)) == pytest.approx(
-        0.12, abs=0.01
-    )
+    wait = next_poll(clock, Running("r"), 2.0, known, POLICY, random.Random(0))
+    assert wait == pytest.approx(FINE_STEP * 2.0)
+    assert wait <= 0.1 * 2.0  # a detection lag within 10% of the median job
 
 
 def test_outliers_poll_in_steps_that_grow() -> None:
@@ -77,9 +77,8 @@ def test_outliers_poll_in_steps_that_grow() -> None:
     known = learned([2.0] * 10)
     clock = JobClock(submitted_at=0.0)
     clock.observe(Running("r"), 0.0)
-    assert next_poll(clock, Running("r"), 20.0, known, POLICY, random.Random(0)) == pytest.approx(
-        1.2
-    )
+    wait = next_poll(clock, Running("r"), 20.0, known, POLICY, random.Random(0))
+    assert wait == pytest.approx(FINE_STEP * 20.0)
 
 
 def test_queued_job_sleeps_until_its_turn() -> None:
@@ -87,7 +86,38 @@ def test_queued_job_sleeps_until_its_turn() -> None:
     known = learned([2.0] * 10, gap=0.25)  # 4 jobs a second
     clock = JobClock(submitted_at=0.0)
     wait = next_poll(clock, Queued("r", 7), 0.0, known, POLICY, random.Random(0))
-    assert wait == pytest.approx(8 / 4 + 2.0)
+    assert wait == pytest.approx((7 + 1.5) / 4)
+
+
+def test_first_look_is_early() -> None:
+    """A new job is first polled soon, sooner still when jobs end fast."""
+    slow = learned([20.0] * 10)
+    fast = learned([0.0] * 10)
+    clock = JobClock(submitted_at=0.0)
+    assert next_poll(clock, None, 0.0, slow, POLICY, random.Random(0)) == POLICY.initial
+    assert next_poll(clock, None, 0.0, fast, POLICY, random.Random(0)) == 0.0
+
+
+def test_queue_model_dates_the_start() -> None:
+    """The start is the queue model's prediction, kept inside the window the polls left."""
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Queued("r", 3), 1.0, throughput=2.0)  # expected start 1 + 4/2 = 3
+    clock.observe(Running("r"), 5.0)
+    assert clock.started_at() == 3.0
+    assert clock.start_uncertainty() == 4.0
+    early = JobClock(submitted_at=0.0)
+    early.observe(Queued("r", 3), 1.0, throughput=0.1)  # predicted 41, seen running at 2
+    early.observe(Running("r"), 2.0)
+    assert early.started_at() == 2.0
+
+
+def test_blurred_samples_are_not_learned() -> None:
+    """Once a median is known, run times with a vague start count only toward throughput."""
+    known = learned([2.0] * 5)
+    known.record(0.1, 5.0, uncertainty=3.0)
+    assert known.quantile(0.0) == 2.0
+    known.record(1.0, 6.0, uncertainty=0.1)
+    assert known.quantile(0.0) == 1.0
 
 
 def test_far_back_in_queue_is_capped() -> None:
