@@ -1,0 +1,1 @@
+"""Benchmarks: figures measured against the emulator, outside the test run."""
