@@ -38,7 +38,9 @@ async def run(base_url: str, out: Path) -> dict[str, float]:
         async with client.generate_many(items, out) as outcomes:
             async for outcome in outcomes:
                 saved += len(outcome.paths)
-    written = sum(p.stat().st_size for p in out.glob("*.png"))
+    written = sum(
+        [(await anyio.Path(p).stat()).st_size async for p in anyio.Path(out).glob("*.png")]
+    )
     return {
         "jobs": JOBS,
         "images_saved": saved,
