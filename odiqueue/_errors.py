@@ -248,6 +248,10 @@ class JobError(OdiqueueError):
         super().__init__(message, **context)
         self.error_type = error_type
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{self.error_type}: {text}" if self.error_type else text
+
 
 class JobFailedError(JobError):
     """The job completed with an error (INFERENCE_FAILURE, CONTENT_BLOCKED, ...)."""

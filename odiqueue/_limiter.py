@@ -2,12 +2,15 @@
 
 A generic cell-rate algorithm: each acquisition reserves the next free slot at once (no await
 between reading and updating), so concurrent submitters never share a slot. On a 429 the rate
-halves; each success wins a little back, up to the configured rate (additive increase,
-multiplicative decrease, as TCP does).
+halves; each success wins a little back, up to where it was (additive increase,
+multiplicative decrease, as TCP does). Without a configured rate the limiter is open until the
+server first says 429; it then starts from half the rate it was seeing, and opens again
+once it has recovered.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final
 
 import anyio
@@ -17,20 +20,24 @@ from odiqueue import _backoff
 __all__ = ["RateLimiter"]
 
 _RECOVERY_STEPS: Final = 20
-_FLOOR_FRACTION: Final = 1 / 64
+_FLOOR: Final = 0.2
+_HISTORY: Final = 32
 
 
 class RateLimiter:
-    """Spaces out submits; ``rate=None`` means no limit."""
+    """Spaces out submits; ``rate=None`` means no limit until the server asks for one."""
 
     def __init__(self, rate: float | None, burst: int = 1) -> None:
         self.limit = rate
         self.rate = rate
         self.burst = max(burst, 1)
+        self._ceiling = rate
         self._tat = 0.0  # the "theoretical arrival time" of the next request
+        self._recent: deque[float] = deque(maxlen=_HISTORY)
 
     def reserve(self, now: float) -> float:
         """Take the next slot; returns how long to wait for it (pure, for tests)."""
+        self._recent.append(now)
         if self.rate is None:
             return 0.0
         interval = 1.0 / self.rate
@@ -45,12 +52,25 @@ class RateLimiter:
         if wait > 0:
             await _backoff.sleep(wait)
 
+    def observed_rate(self) -> float | None:
+        """Submits per second over the recent ones, or None with too few."""
+        if len(self._recent) < 2 or self._recent[-1] <= self._recent[0]:
+            return None
+        return (len(self._recent) - 1) / (self._recent[-1] - self._recent[0])
+
     def slow_down(self) -> None:
         """Halve the rate after the server said 429."""
-        if self.rate is not None and self.limit is not None:
-            self.rate = max(self.rate / 2, self.limit * _FLOOR_FRACTION)
+        current = self.rate if self.rate is not None else self.observed_rate()
+        if current is None:
+            current = float(self.burst)
+        if self._ceiling is None or self.limit is None:
+            self._ceiling = max(self._ceiling or 0.0, current)
+        self.rate = max(current / 2, _FLOOR)
 
     def recover(self) -> None:
-        """Win back a step of the configured rate after a success."""
-        if self.rate is not None and self.limit is not None and self.rate < self.limit:
-            self.rate = min(self.limit, self.rate + self.limit / _RECOVERY_STEPS)
+        """Win back a step of the rate after a success."""
+        if self.rate is None or self._ceiling is None:
+            return
+        self.rate = min(self._ceiling, self.rate + self._ceiling / _RECOVERY_STEPS)
+        if self.limit is None and self.rate >= self._ceiling:
+            self.rate, self._ceiling = None, None

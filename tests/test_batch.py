@@ -336,3 +336,17 @@ async def test_instant_waits_batch(tmp_path: Path) -> None:
         with instant_waits():
             outcomes = await collect(client, [f"i{i}" for i in range(5)], tmp_path)
     assert all(o.ok for o in outcomes)
+
+
+async def test_rate_limited_submits_slow_down_and_finish(tmp_path: Path) -> None:
+    """Under 429s on submit every item is still saved, each job created exactly once."""
+    from odiqueue.testing import Faults
+
+    faults = Faults(rate_429=0.3, retry_after=0.02, calls=frozenset({"submit"}))
+    async with emulated(faults=faults, seed=5) as (emu, client):
+        outcomes = await collect(client, [f"p{i}" for i in range(40)], tmp_path)
+    assert all(o.ok for o in outcomes)
+    assert emu.stats.jobs_created == 40
+    refused = emu.stats.faults_injected["submit:429"]
+    assert refused > 0
+    assert emu.stats.requests["submit"] == 40 + refused

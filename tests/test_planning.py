@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from odiqueue import ConfigurationError, PollPolicy, Queued, Running, Succeeded
+from odiqueue._limiter import _RECOVERY_STEPS as _RECOVERY
 from odiqueue._limiter import RateLimiter
 from odiqueue._naming import check_template, image_path, safe_component
 from odiqueue._planner import FINE_STEP, BatchKnowledge, JobClock, next_poll
@@ -160,6 +161,20 @@ def test_rate_limiter_halves_and_recovers() -> None:
         limiter.recover()
     assert limiter.rate == 8.0
     assert RateLimiter(rate=None).reserve(now=0.0) == 0.0
+
+
+def test_unlimited_limiter_closes_on_429_then_opens_again() -> None:
+    """With no configured rate, a 429 limits to half the seen rate until it recovers."""
+    limiter = RateLimiter(rate=None)
+    for i in range(11):
+        assert limiter.reserve(now=i * 0.1) == 0.0  # 10 a second, unlimited
+    limiter.slow_down()
+    assert limiter.rate == pytest.approx(5.0)
+    assert limiter.reserve(now=1.1) == 0.0
+    assert limiter.reserve(now=1.1) == pytest.approx(0.2)
+    for _ in range(_RECOVERY):
+        limiter.recover()
+    assert limiter.rate is None
 
 
 @pytest.mark.parametrize(
