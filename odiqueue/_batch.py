@@ -178,6 +178,8 @@ class Batch:
         if not self._options.resume:
             await anyio.to_thread.run_sync(_set_aside_manifest, self._journal.path)
         self._states = await anyio.to_thread.run_sync(self._journal.open)
+        # Under the lock no other batch writes here: any .part file is a killed run's.
+        await anyio.to_thread.run_sync(_remove_parts, self._out_dir)
         self._send, self._receive = anyio.create_memory_object_stream[Outcome](
             self._options.max_in_flight
         )
@@ -473,9 +475,12 @@ class Batch:
         paths: list[Path] = []
         for index, image in enumerate(result.images):
             path = self._path(work, index, handle.request_id, count=len(result.images))
+            # A resumed job may have had this very file renamed into place just before the
+            # process died (and before its "saved" line): that file is this job's own.
+            overwrite = self._options.overwrite or work.resumed
             try:
                 saved = await self._client.download(
-                    image, path, overwrite=self._options.overwrite, request_id=handle.request_id
+                    image, path, overwrite=overwrite, request_id=handle.request_id
                 )
             except FileExistsError:
                 # Appeared since the check: keep both rather than lose a paid image.
@@ -635,6 +640,11 @@ def _bad_item(item: object) -> OdiqueueError:
     except InvalidParameterError as exc:
         return exc
     return OdiqueueError(f"invalid item {item!r}")  # pragma: no cover
+
+
+def _remove_parts(out_dir: Path) -> None:
+    for part in out_dir.glob("*.part"):
+        part.unlink(missing_ok=True)
 
 
 def _set_aside_manifest(path: Path) -> None:

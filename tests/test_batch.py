@@ -350,3 +350,21 @@ async def test_rate_limited_submits_slow_down_and_finish(tmp_path: Path) -> None
     refused = emu.stats.faults_injected["submit:429"]
     assert refused > 0
     assert emu.stats.requests["submit"] == 40 + refused
+
+
+async def test_rerun_owns_files_of_its_unrecorded_saves(tmp_path: Path) -> None:
+    """A file renamed into place just before a crash (no saved line) is not duplicated."""
+    async with emulated() as (emu, client):
+        (first,) = await collect(client, [("a", ImageRequest("x"))], tmp_path)
+        lines = (tmp_path / "manifest.jsonl").read_text().splitlines(keepends=True)
+        (tmp_path / "manifest.jsonl").write_text("".join(lines[:-1]))  # drop the saved line
+        (tmp_path / "b_0.png.part").write_bytes(b"half an image from a killed run")
+        (second,) = await collect(client, [("a", ImageRequest("x"))], tmp_path)
+    assert second.ok
+    assert second.resumed
+    assert second.paths == first.paths
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".jsonl") == [
+        ".odiqueue.lock",
+        "a_0.png",
+    ]
+    assert emu.stats.requests["submit"] == 1
