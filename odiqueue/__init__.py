@@ -39,6 +39,7 @@ from odiqueue._errors import (
 )
 from odiqueue._models import (
     Background,
+    BatchItem,
     Cancelled,
     CancelOutcome,
     Failed,
@@ -66,6 +67,7 @@ __all__ = [
     "AuthenticationError",
     "Background",
     "Batch",
+    "BatchItem",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",

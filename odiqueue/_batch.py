@@ -48,6 +48,7 @@ from odiqueue._errors import (
 from odiqueue._journal import PERMANENT_ERROR_TYPES, Journal, KeyState, files_present
 from odiqueue._limiter import RateLimiter
 from odiqueue._models import (
+    BatchItem,
     Cancelled,
     CancelOutcome,
     Failed,
@@ -59,7 +60,7 @@ from odiqueue._models import (
     Queued,
     Succeeded,
 )
-from odiqueue._naming import DEFAULT_TEMPLATE, check_template, image_path
+from odiqueue._naming import DEFAULT_TEMPLATE, check_template, image_path, literal_template
 from odiqueue._planner import BatchKnowledge, JobClock, next_poll
 from odiqueue._progress import Progress
 
@@ -73,7 +74,7 @@ __all__ = ["Batch", "BatchOptions", "Item"]
 
 log = logging.getLogger("odiqueue")
 
-Item = str | ImageRequest | tuple[str, ImageRequest]
+Item = str | ImageRequest | tuple[str, ImageRequest] | BatchItem
 
 DEFAULT_MAX_IN_FLIGHT: Final = 64
 DEFAULT_POLL_CONCURRENCY: Final = 32
@@ -126,6 +127,7 @@ class _Work:
     started_at: float | None = None
     completed_at: float | None = None
     stage: str = "waiting"
+    template: str | None = None
 
 
 class Batch:
@@ -257,6 +259,8 @@ class Batch:
             return Outcome(key=key, index=index, request=ImageRequest("?"), error=_bad_item(item))
         state = self._states.pop(key, None)
         work = _Work(key=key, index=index, request=request)
+        if isinstance(item, BatchItem) and item.name:
+            work.template = literal_template(item.name)
         if state is None:
             return self._check_free(work)
         work.resumed = True
@@ -293,6 +297,10 @@ class Batch:
         return self._check_free(work)
 
     def _identify(self, item: Item, index: int) -> tuple[str, ImageRequest | None]:
+        if isinstance(item, BatchItem):
+            if item.key is None:
+                return self._identify(item.request, index)
+            return self._identify((item.key, item.request), index)
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], ImageRequest):
             key = item[0]
             if not isinstance(key, str) or not key.strip():
@@ -322,7 +330,7 @@ class Batch:
 
     def _check_free(self, work: _Work) -> _Work | Outcome:
         """Refuse, before paying, an item whose files would overwrite existing ones."""
-        template = self._options.name_template
+        template = work.template or self._options.name_template
         if self._options.overwrite or "{request_id}" in template:
             return work
         for index in range(work.request.count):
@@ -503,7 +511,7 @@ class Batch:
     def _path(self, work: _Work, index: int, request_id: str, count: int | None = None) -> Path:
         return image_path(
             self._out_dir,
-            self._options.name_template,
+            work.template or self._options.name_template,
             key=work.key,
             index=index,
             request_id=request_id,

@@ -20,6 +20,7 @@ from odiqueue._errors import InvalidParameterError, OdiqueueError
 
 __all__ = [
     "Background",
+    "BatchItem",
     "CancelOutcome",
     "Cancelled",
     "Failed",
@@ -410,3 +411,19 @@ class Outcome:
     def ok(self) -> bool:
         """Whether the item's images are saved."""
         return self.error is None
+
+
+@attrs.frozen
+class BatchItem:
+    """One item of :meth:`AsyncClient.generate_many` with its own key and file name.
+
+    ``key`` names the item across runs (default: a hash of the request); ``name`` is the
+    file name for its images, used as it is (made safe; the extension follows the format,
+    and an image number is added when the job makes several).
+
+    >>> BatchItem(ImageRequest("A red mug"), key="sku-1042", name="red-mug")
+    """
+
+    request: ImageRequest = attrs.field(validator=attrs.validators.instance_of(ImageRequest))
+    key: str | None = attrs.field(default=None, kw_only=True)
+    name: str | None = attrs.field(default=None, kw_only=True)

@@ -15,11 +15,18 @@ from typing import Final
 
 from odiqueue._errors import ConfigurationError
 
-__all__ = ["DEFAULT_TEMPLATE", "check_template", "image_path", "safe_component"]
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "check_template",
+    "image_path",
+    "literal_template",
+    "safe_component",
+]
 
 DEFAULT_TEMPLATE: Final = "{key}_{index}.{ext}"
 FIELDS: Final = frozenset({"key", "index", "request_id", "ext"})
 _MAX_NAME_BYTES: Final = 200
+_IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".webp")
 _UNSAFE: Final = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 _RESERVED: Final = frozenset(
     {"con", "prn", "aux", "nul"}
@@ -46,6 +53,20 @@ def check_template(template: str) -> str:
             "would write the same file"
         )
     return template
+
+
+def literal_template(name: str) -> str:
+    """A template that yields ``name`` itself, with the right extension.
+
+    Braces in the name are kept literally; an image suffix it already has is replaced by
+    the real format's.
+    """
+    stem = name
+    for suffix in _IMAGE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return stem.replace("{", "{{").replace("}", "}}") + ".{ext}"
 
 
 def safe_component(text: str) -> str:

@@ -1,23 +1,154 @@
-"""The ``odiqueue`` command line."""
+"""The ``odiqueue`` command line: bulk generation from a product list, and single-job calls.
+
+Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
+API error (key, credits, permission), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+from odiqueue._client import AsyncClient
+from odiqueue._config import DEFAULT_MODEL, PRESETS
+from odiqueue._errors import ConfigurationError, OdiqueueError
+from odiqueue._models import (
+    Background,
+    CancelOutcome,
+    Moderation,
+    OutputFormat,
+    Quality,
+    Queued,
+    Running,
+    Size,
+)
 
 __all__ = ["main"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_FATAL: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _choices(enum: type[Any]) -> list[str]:
+    return [member.value for member in enum]
+
+
+def _add_request_options(parser: argparse.ArgumentParser, *, for_every_row: bool) -> None:
+    scope = " for every row (a row's own column wins)" if for_every_row else ""
+    group = parser.add_argument_group("image parameters" + (" (defaults)" if for_every_row else ""))
+    group.add_argument("--size", choices=_choices(Size), help=f"image size{scope}")
+    group.add_argument("--quality", choices=_choices(Quality), help=f"quality{scope}")
+    group.add_argument("--background", choices=_choices(Background), help=f"background{scope}")
+    group.add_argument(
+        "--format", dest="output_format", choices=_choices(OutputFormat), help=f"file format{scope}"
+    )
+    group.add_argument(
+        "--compression",
+        dest="output_compression",
+        type=int,
+        metavar="0-100",
+        help=f"jpeg/webp compression{scope}",
+    )
+    group.add_argument("--n", type=int, metavar="1-10", help=f"images per prompt{scope}")
+    group.add_argument("--moderation", choices=_choices(Moderation), help=f"moderation{scope}")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (the key comes from $ODIQUEUE_API_KEY)")
+    group.add_argument(
+        "--provider", choices=sorted(PRESETS), default="odirouter", help="which service to use"
+    )
+    group.add_argument(
+        "--base-url", help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL)"
+    )
+    group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="odiqueue",
-        description="Client for the gpt_image_1 image-generation queue API.",
+        description="Generate images with the gpt_image_1 queue API (odirouter.ai, "
+        "cloud.seaart.ai), one job or thousands.",
+        epilog="Try it without a key:\n"
+        "  odiqueue generate examples/products.csv --out out --emulator\n"
+        "Exit codes: 0 all saved, 1 some failed, 2 usage or input error, "
+        "3 fatal API error (key, credits), 130 interrupted.",
+        formatter_class=_Formatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = commands.add_parser(
+        "generate",
+        help="generate an image for every row of a .txt, .csv or .jsonl file",
+        description="Generate images for every row of INPUT into --out. Rows are checked "
+        "before anything is sent. Run the same command again to resume.",
+        epilog="CSV columns: prompt (or --template), id (stable key), filename, and any of "
+        "n, size, quality, background, format, compression, moderation, user per row.",
+        formatter_class=_Formatter,
+    )
+    gen.add_argument("input", type=Path, metavar="INPUT", help=".txt, .csv or .jsonl file")
+    gen.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    gen.add_argument(
+        "--template",
+        help='prompt built from CSV/JSONL columns, e.g. "Studio photo of {name} in {color}"',
+    )
+    _add_request_options(gen, for_every_row=True)
+    _add_connection_options(gen)
+    run = gen.add_argument_group("running")
+    run.add_argument("--concurrency", type=int, default=64, help="jobs in flight at once")
+    run.add_argument("--rate", type=float, help="submits per second (default: no limit)")
+    run.add_argument("--max-retries", type=int, default=2, help="resubmits of a failed job")
+    run.add_argument("--timeout", type=float, metavar="SECONDS", help="per-job deadline")
+    run.add_argument("--overwrite", action="store_true", help="replace existing files")
+    run.add_argument("--no-resume", action="store_true", help="start over, ignoring the manifest")
+    run.add_argument(
+        "--keep-remote", action="store_true", help="on Ctrl-C, leave running jobs running"
+    )
+    run.add_argument("--json", action="store_true", help="JSON event lines instead of the bar")
+    run.add_argument(
+        "--emulator", action="store_true", help="run against the bundled emulator (no key)"
+    )
+    run.add_argument("--dry-run", action="store_true", help="check rows, print what would be sent")
+
+    submit = commands.add_parser(
+        "submit", help="submit one prompt, print its request id", formatter_class=_Formatter
+    )
+    submit.add_argument("prompt", help="the prompt")
+    _add_request_options(submit, for_every_row=False)
+    for name, help_text in (
+        ("status", "print a job's status"),
+        ("result", "download a finished job's images"),
+        ("cancel", "cancel a job"),
+    ):
+        sub = commands.add_parser(name, help=help_text, formatter_class=_Formatter)
+        sub.add_argument("request_id", metavar="ID", help="the request id")
+        if name == "result":
+            sub.add_argument("--out", type=Path, default=Path(), metavar="DIR", help="folder")
+    for name in ("submit", "status", "result", "cancel"):
+        sub = commands.choices[name]
+        _add_connection_options(sub)
+        sub.add_argument(
+            "--output",
+            choices=["text", "json", "id", "url"],
+            default="text",
+            help="what to print: words, a JSON object, the id, or the URL(s)",
+        )
     commands.add_parser(
         "emulator",
-        help="serve the local emulator of the queue API (for tests and demos)",
+        help="serve the local emulator of the API (see: odiqueue emulator --help)",
         add_help=False,
     )
     return parser
@@ -25,11 +156,108 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "emulator":
-        # The emulator owns its options; delegate the rest of the line unchanged.
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "emulator":
+        # The emulator owns its options; hand it the rest of the line unchanged.
         from odiqueue.testing import main as emulator_main
 
-        return emulator_main(args[1:])
-    _parser().parse_args(args)
-    return 0
+        return emulator_main(args_list[1:])
+    args = _parser().parse_args(args_list)
+    if args.command == "generate":
+        from odiqueue._generate import run_generate
+
+        return run_generate(args)
+    try:
+        return anyio.run(_single_job, args)
+    except ConfigurationError as exc:
+        print(f"odiqueue: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OdiqueueError as exc:
+        print(f"odiqueue: {exc}", file=sys.stderr)
+        return EXIT_FATAL if exc.fatal else EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def request_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The image parameters given on the command line (unset ones left out)."""
+    names = ("size", "quality", "background", "output_format", "output_compression", "n")
+    params = {name: getattr(args, name) for name in (*names, "moderation")}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncClient:
+    """A client for the connection options (key from the environment unless given)."""
+    return AsyncClient(
+        api_key,
+        provider=None if args.base_url else args.provider,
+        base_url=args.base_url,
+        model=args.model,
+    )
+
+
+async def _single_job(args: argparse.Namespace) -> int:
+    from odiqueue._models import ImageRequest
+
+    output = args.output
+    detail: dict[str, Any]
+    async with client_for(args) as client:
+        if args.command == "submit":
+            handle = await client.submit(ImageRequest(args.prompt, **request_params(args)))
+            detail = {
+                "request_id": handle.request_id,
+                "status_url": handle.status_url,
+                "response_url": handle.response_url,
+                "cancel_url": handle.cancel_url,
+            }
+            _print(output, handle.request_id, handle.status_url, detail, handle.request_id)
+            return EXIT_OK
+        handle = client.attach(args.request_id)
+        if args.command == "status":
+            status = await client.status(handle)
+            state = type(status).__name__.lower()
+            detail = {"request_id": handle.request_id, "state": state}
+            words = state
+            if isinstance(status, Queued) and status.position is not None:
+                detail["position"] = status.position
+                words += f" (position {status.position})"
+            if isinstance(status, Running) and status.progress is not None:
+                detail["progress"] = status.progress
+                words += f" ({status.progress:.0%})"
+            if hasattr(status, "error"):
+                detail["error"] = status.error
+                detail["error_type"] = getattr(status, "error_type", None)
+                words += f": {status.error}"
+            _print(output, handle.request_id, handle.status_url, detail, words)
+            return EXIT_OK
+        if args.command == "cancel":
+            outcome = await client.cancel(handle)
+            words = (
+                "cancellation requested"
+                if outcome is CancelOutcome.REQUESTED
+                else "already completed: nothing to cancel"
+            )
+            detail = {"request_id": handle.request_id, "outcome": outcome.value}
+            _print(output, handle.request_id, handle.cancel_url, detail, words)
+            return EXIT_OK
+        result = await client.result(handle)
+        if result is None:
+            print(f"odiqueue: {handle.request_id} is not finished yet", file=sys.stderr)
+            return EXIT_FAILED
+        paths = []
+        for index, image in enumerate(result.images):
+            fmt = (image.content_type or "image/png").split("/")[-1].replace("jpeg", "jpg")
+            target = args.out / f"{handle.request_id}_{index}.{fmt}"
+            paths.append((await client.download(image, target, request_id=handle.request_id)).path)
+        urls = [image.url or "(inline)" for image in result.images]
+        detail = {
+            "request_id": handle.request_id,
+            "images": [{"url": u, "path": str(p)} for u, p in zip(urls, paths, strict=True)],
+        }
+        _print(output, handle.request_id, "\n".join(urls), detail, "\n".join(map(str, paths)))
+        return EXIT_OK
+
+
+def _print(output: str, request_id: str, url: str, detail: dict[str, Any], words: str) -> None:
+    text = {"id": request_id, "url": url, "json": json.dumps(detail), "text": words}[output]
+    print(text, flush=True)

@@ -1,0 +1,219 @@
+"""``odiqueue generate``: a product list in, verified image files out, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shlex
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+from odiqueue._config import ENV_API_KEY, resolve_api_key
+from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
+from odiqueue._inputs import InputError, read_items
+from odiqueue._models import BatchItem, ImageRequest, Outcome
+from odiqueue._view import make_view
+from odiqueue.cli import (
+    EXIT_FAILED,
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    client_for,
+    request_params,
+)
+
+__all__ = ["run_generate"]
+
+FAILED_CSV: Final = "failed.csv"
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Check everything, then run the batch; returns the exit code."""
+    problem = _check_options(args)
+    if problem:
+        print(f"odiqueue generate: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rows = read_items(args.input, defaults=request_params(args), template=args.template)
+    except InputError as exc:
+        print(f"odiqueue generate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        return _dry_run(rows)
+    if not args.emulator:
+        try:
+            resolve_api_key(None)
+        except ConfigurationError:
+            print(
+                f"odiqueue generate: no API key. Set it with `export {ENV_API_KEY}=sk-...` "
+                "(or try without one: add --emulator).",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    try:
+        return anyio.run(_generate, args, rows)
+    except KeyboardInterrupt:  # a second Ctrl-C during the clean-up
+        print(_resume_hint(), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _check_options(args: argparse.Namespace) -> str | None:
+    if args.concurrency < 1:
+        return f"--concurrency {args.concurrency}: must be at least 1"
+    if args.rate is not None and args.rate <= 0:
+        return f"--rate {args.rate}: must be above 0 submits per second (or leave it out)"
+    if args.max_retries < 0:
+        return f"--max-retries {args.max_retries}: must be 0 or more"
+    if args.timeout is not None and args.timeout <= 0:
+        return f"--timeout {args.timeout}: must be a number of seconds above 0"
+    flags = {"n": "--n", "output_compression": "--compression"}
+    for field, value in request_params(args).items():
+        probe: dict[str, Any] = {field: value}
+        if field == "output_compression":
+            probe["output_format"] = "jpeg"  # a row may choose jpeg or webp
+        try:
+            ImageRequest("probe", **probe)
+        except InvalidParameterError as exc:
+            return f"{flags.get(field, '--' + field)} {value}: {exc.allowed}"
+    return None
+
+
+def _dry_run(rows: list[tuple[int, BatchItem]]) -> int:
+    from odiqueue._wire import request_to_json
+
+    for row, item in rows:
+        line = {"row": row, "key": item.key, "name": item.name}
+        print(_json({**line, "request": request_to_json(item.request)}))
+    print(f"{len(rows)} row(s) checked; nothing was sent (drop --dry-run to generate)")
+    return EXIT_OK
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]]) -> int:
+    started = time.monotonic()
+    view = make_view(len(rows), as_json=args.json)
+    failures: list[tuple[int, Outcome]] = []
+    counts = {"saved": 0, "failed": 0, "polls": 0}
+    fatal: OdiqueueError | None = None
+    interrupted = False
+    retried = 0
+    async with AsyncExitStack() as stack:
+        key = None
+        if args.emulator:
+            from odiqueue.testing import Emulator, EmulatorConfig
+
+            # The demo's jobs take about 0.3 to 1.5 s: long enough to watch the bar move.
+            demo = EmulatorConfig(
+                workers=4, job_seconds=6.0, duration_sigma=0.4, time_scale=0.1, seed=1
+            )
+            emu = await stack.enter_async_context(Emulator(demo))
+            args.base_url, key = emu.base_url, "emulator-demo-key"
+            view.message("Using the bundled emulator: placeholder images, no key, nothing paid.")
+        client = await stack.enter_async_context(client_for(args, key))
+        stack.enter_context(view)
+        async with anyio.create_task_group() as group:
+            stop = _Interrupt(group.cancel_scope)
+            group.start_soon(stop.watch)
+            try:
+                async with client.generate_many(
+                    (item for _, item in rows),
+                    args.out,
+                    max_in_flight=args.concurrency,
+                    submit_rate=args.rate,
+                    max_job_retries=args.max_retries,
+                    deadline=args.timeout,
+                    overwrite=args.overwrite,
+                    resume=not args.no_resume,
+                    keep_remote=args.keep_remote,
+                    on_progress=view.progress,
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        row = rows[outcome.index][0]
+                        view.outcome(outcome, row)
+                        counts["polls"] += outcome.polls
+                        if outcome.ok:
+                            counts["saved"] += 1
+                        else:
+                            counts["failed"] += 1
+                            failures.append((row, outcome))
+                    retried = outcomes.progress.retried
+            except OdiqueueError as exc:
+                fatal = exc
+            interrupted = stop.fired
+            group.cancel_scope.cancel()
+    if interrupted:
+        print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _write_failures(args.out, failures)
+    view.summary(
+        {
+            **counts,
+            "retried": retried,
+            "total": len(rows),
+            "polls_per_job": counts["polls"] / max(len(rows), 1),
+            "elapsed": time.monotonic() - started,
+        }
+    )
+    if failures:
+        view.message(f"{len(failures)} row(s) failed; see {args.out / FAILED_CSV}")
+    if fatal is not None:
+        print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
+        return EXIT_FATAL if fatal.fatal else EXIT_FAILED
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+class _Interrupt:
+    """Turns the first Ctrl-C into a clean stop of the batch (cancel, flush, report)."""
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.fired = False
+
+    async def watch(self) -> None:
+        try:
+            receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        except NotImplementedError:  # pragma: no cover - Windows: KeyboardInterrupt instead
+            return
+        with receiver as signals:
+            async for _ in signals:
+                self.fired = True
+                self.scope.cancel()
+                return
+
+
+def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> None:
+    path = out / FAILED_CSV
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "key", "request_id", "error_type", "error"])
+        for row, outcome in sorted(failures, key=lambda pair: pair[0]):
+            error = outcome.error
+            writer.writerow(
+                [
+                    row,
+                    outcome.key,
+                    outcome.request_id or "",
+                    getattr(error, "error_type", None) or type(error).__name__,
+                    getattr(error, "message", str(error)),
+                ]
+            )
+
+
+def _resume_hint() -> str:
+    command = shlex.join(["odiqueue", *sys.argv[1:]])
+    return f"Run the same command again to resume: {command}"

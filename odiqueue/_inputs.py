@@ -1,0 +1,255 @@
+"""Product lists for the command line: TXT, CSV and JSONL rows to validated batch items.
+
+Every row is checked before anything is sent; problems are collected (not raised one by one)
+so the user fixes the whole file in one go, each named by row number, column and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import string
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from odiqueue._errors import InvalidParameterError
+from odiqueue._models import BatchItem, ImageRequest
+
+__all__ = ["InputError", "RowProblem", "read_items"]
+
+#: Columns that set a request parameter, with the aliases a spreadsheet may use.
+PARAMETER_COLUMNS: Final = {
+    "n": "n",
+    "size": "size",
+    "quality": "quality",
+    "background": "background",
+    "output_format": "output_format",
+    "format": "output_format",
+    "output_compression": "output_compression",
+    "compression": "output_compression",
+    "moderation": "moderation",
+    "user": "user",
+}
+_INT_FIELDS: Final = frozenset({"n", "output_compression"})
+MAX_PROBLEMS_SHOWN: Final = 20
+
+
+@attrs.frozen
+class RowProblem:
+    """One thing wrong with one row."""
+
+    row: int
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f", column {self.column!r}" if self.column else "")
+        return f"{where}: {self.reason}"
+
+
+class InputError(Exception):
+    """The input file cannot be used as it is; ``problems`` lists every bad row."""
+
+    def __init__(self, message: str, problems: tuple[RowProblem, ...] = ()) -> None:
+        shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
+        more = len(problems) - MAX_PROBLEMS_SHOWN
+        if more > 0:
+            shown += f"\n  ... and {more} more"
+        super().__init__(f"{message}\n{shown}" if shown else message)
+        self.problems = problems
+
+
+def read_items(
+    path: Path, *, defaults: Mapping[str, Any], template: str | None = None
+) -> list[tuple[int, BatchItem]]:
+    """Read and validate every row of ``path`` (.txt, .csv or .jsonl), with row numbers.
+
+    ``defaults`` are request parameters for every row (a row's own column wins);
+    ``template`` builds the prompt from a row's columns (``{name}``, ``{color}``...).
+    Raises :class:`InputError` listing every bad row; nothing is returned half-checked.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".csv", ".jsonl"):
+        raise InputError(f"{path}: use a .txt, .csv or .jsonl file (got {suffix or 'no suffix'})")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+    if template is not None:
+        _check_template(template)
+    rows = {".txt": _txt_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}[suffix](text)
+    items: list[tuple[int, BatchItem]] = []
+    problems: list[RowProblem] = []
+    keys: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for number, row in rows:
+        if isinstance(row, RowProblem):
+            problems.append(row)
+            continue
+        item = _item(number, row, defaults, template, problems)
+        if item is None:
+            continue
+        if item.key is not None:
+            if item.key in keys:
+                problems.append(
+                    RowProblem(number, "id", f"{item.key!r} is also the id of row {keys[item.key]}")
+                )
+                continue
+            keys[item.key] = number
+        if item.name is not None:
+            if item.name.lower() in names:
+                problems.append(
+                    RowProblem(
+                        number,
+                        "filename",
+                        f"{item.name!r} is also row {names[item.name.lower()]}'s",
+                    )
+                )
+                continue
+            names[item.name.lower()] = number
+        items.append((number, item))
+    if problems:
+        raise InputError(
+            f"{path}: {len(problems)} row(s) need fixing, nothing was sent:", tuple(problems)
+        )
+    if not items:
+        raise InputError(f"{path}: no rows to generate")
+    return items
+
+
+def _txt_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        prompt = line.strip()
+        if prompt and not prompt.startswith("#"):
+            yield number, {"prompt": prompt}
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames:
+        return
+    headers = [h.strip().lower() if h else h for h in reader.fieldnames]
+    reader.fieldnames = headers
+    for record in reader:
+        number = reader.line_num
+        if None in record:
+            yield number, RowProblem(number, None, "more cells than the header has columns")
+            continue
+        cells = {k: (v or "").strip() for k, v in record.items() if k}
+        if any(cells.values()):
+            yield number, cells
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, RowProblem(number, None, f"not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(value, dict):
+            yield number, RowProblem(number, None, "each line must be a JSON object")
+            continue
+        yield number, {str(k).lower(): v for k, v in value.items()}
+
+
+def _item(
+    number: int,
+    row: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    template: str | None,
+    problems: list[RowProblem],
+) -> BatchItem | None:
+    before = len(problems)
+    if template is not None:
+        try:
+            prompt: object = template.format_map(_Cells(row))
+        except _MissingColumn as exc:
+            problems.append(
+                RowProblem(number, exc.column, "the template needs it, but it is empty")
+            )
+            return None
+    else:
+        prompt = row.get("prompt")
+        if prompt in (None, ""):
+            problems.append(RowProblem(number, "prompt", "empty (or pass --template)"))
+            return None
+    params = dict(defaults)
+    for column, value in row.items():
+        field = PARAMETER_COLUMNS.get(column)
+        if field is None or value in (None, ""):
+            continue
+        params[field] = _coerce(number, column, field, value, problems)
+    key = _text(row.get("id"))
+    name = _text(row.get("filename"))
+    if len(problems) > before:
+        return None
+    try:
+        request = ImageRequest(prompt, **params)  # type: ignore[arg-type]
+    except InvalidParameterError as exc:
+        column = "prompt" if exc.field == "prompt" else _column_for(exc.field, row)
+        problems.append(RowProblem(number, column, str(exc)))
+        return None
+    return BatchItem(request, key=key, name=name)
+
+
+def _coerce(number: int, column: str, field: str, value: Any, problems: list[RowProblem]) -> Any:
+    if field in _INT_FIELDS and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            problems.append(RowProblem(number, column, f"{value!r} is not a whole number"))
+            return None
+    return value
+
+
+def _column_for(field: str, row: Mapping[str, Any]) -> str:
+    for column, target in PARAMETER_COLUMNS.items():
+        if target == field and row.get(column) not in (None, ""):
+            return column
+    return field
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _check_template(template: str) -> None:
+    try:
+        list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise InputError(f"--template {template!r} is malformed: {exc}") from None
+
+
+class _MissingColumn(KeyError):
+    def __init__(self, column: str) -> None:
+        super().__init__(column)
+        self.column = column
+
+
+class _Cells(dict[str, str]):
+    """Row cells for ``str.format_map``: an empty or absent cell is a clear error."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        super().__init__({k: "" if v is None else str(v) for k, v in row.items()})
+
+    def __missing__(self, column: str) -> str:
+        raise _MissingColumn(column)
+
+    def __getitem__(self, column: str) -> str:
+        value = super().__getitem__(column.lower())
+        if not value:
+            raise _MissingColumn(column)
+        return value
