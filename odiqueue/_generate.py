@@ -107,7 +107,6 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     failures: list[tuple[int, Outcome]] = []
     counts = {"saved": 0, "failed": 0, "polls": 0}
     fatal: OdiqueueError | None = None
-    interrupted = False
     retried = 0
     async with AsyncExitStack() as stack:
         key = None
@@ -151,9 +150,8 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     retried = outcomes.progress.retried
             except OdiqueueError as exc:
                 fatal = exc
-            interrupted = stop.fired
             group.cancel_scope.cancel()
-    if interrupted:
+    if stop.fired:
         print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     _write_failures(args.out, failures)
