@@ -247,12 +247,9 @@ async def _interrupt_midway(emu: Emulator, tmp_path: Path, *extra: str) -> tuple
     args = [*COMMAND, "generate", str(source), "--out", str(out), "--base-url", emu.base_url]
     args += ["--concurrency", "8", *extra]
     process = await anyio.open_process(args, env=env())
+    manifest = out / "manifest.jsonl"
     with anyio.fail_after(30):
-        while (
-            (out / "manifest.jsonl").read_text().count('"saved"') < 5
-            if (out / "manifest.jsonl").exists()
-            else True
-        ):
+        while not manifest.exists() or manifest.read_text().count('"event":"saved"') < 5:
             await anyio.sleep(0.02)
     process.send_signal(signal.SIGINT)
     with anyio.fail_after(30):
