@@ -81,11 +81,18 @@ DEFAULT_POLL_CONCURRENCY: Final = 32
 DEFAULT_MAX_JOB_RETRIES: Final = 2
 DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 _RESULT_TRIES: Final = 8
+#: Errors after which the job is over on the server: a rerun submits the item again.
+_JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not value >= 1:
         raise ConfigurationError(f"{attribute.name} must be at least 1, got {value!r}")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value > 0:
+        raise ConfigurationError(f"{attribute.name} must be above 0 (or None), got {value!r}")
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -98,7 +105,7 @@ class BatchOptions:
     """The knobs of :meth:`AsyncClient.generate_many` (see there)."""
 
     max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
-    submit_rate: float | None = attrs.field(default=None, validator=_non_negative)
+    submit_rate: float | None = attrs.field(default=None, validator=_positive)
     submit_burst: int = attrs.field(default=8, validator=_at_least_one)
     poll_concurrency: int = attrs.field(default=DEFAULT_POLL_CONCURRENCY, validator=_at_least_one)
     max_job_retries: int = attrs.field(default=DEFAULT_MAX_JOB_RETRIES, validator=_non_negative)
@@ -180,8 +187,12 @@ class Batch:
         if not self._options.resume:
             await anyio.to_thread.run_sync(_set_aside_manifest, self._journal.path)
         self._states = await anyio.to_thread.run_sync(self._journal.open)
-        # Under the lock no other batch writes here: any .part file is a killed run's.
-        await anyio.to_thread.run_sync(_remove_parts, self._out_dir)
+        try:
+            # Under the lock no other batch writes here: any .part file is a killed run's.
+            await anyio.to_thread.run_sync(_remove_parts, self._out_dir)
+        except BaseException:
+            self._journal.close()
+            raise
         self._send, self._receive = anyio.create_memory_object_stream[Outcome](
             self._options.max_in_flight
         )
@@ -347,11 +358,12 @@ class Batch:
     # --- one job ---------------------------------------------------------------------------
 
     async def _job(self, work: _Work) -> None:
+        # The slot is held until the outcome is handed over: a caller that stops reading
+        # also stops new submissions, so nothing piles up unpaid-for in memory.
         try:
-            outcome = await self._carry(work)
+            await self._deliver(await self._carry(work))
         finally:
             self._slots.release()
-        await self._deliver(outcome)
 
     async def _carry(self, work: _Work) -> Outcome:
         options = self._options
@@ -369,14 +381,16 @@ class Batch:
                 with anyio.fail_after(options.deadline):
                     status = await self._follow(work)
             except TimeoutError:
-                await self._cancel_one(work.handle, work.key)
-                return self._fail(
-                    work,
-                    DeadlineExceededError(
-                        f"the job did not finish within {options.deadline}s",
-                        request_id=work.handle.request_id,
-                    ),
-                )
+                finished = await self._past_deadline(work)
+                if finished is None:
+                    return self._fail(
+                        work,
+                        DeadlineExceededError(
+                            f"the job did not finish within {options.deadline}s",
+                            request_id=work.handle.request_id,
+                        ),
+                    )
+                status = finished
             except NotFoundError as exc:
                 if work.resumed and work.polls <= 1:
                     # An earlier run's job the server no longer knows (expired): pay again.
@@ -393,6 +407,10 @@ class Batch:
                     return await self._collect(work)
                 except OdiqueueError as exc:
                     return self._fail(work, exc)
+                except OSError as exc:
+                    return self._fail(
+                        work, OutputFileError(str(exc), request_id=work.handle.request_id)
+                    )
             error = _job_error(status)
             if (
                 isinstance(error, JobFailedError)
@@ -453,7 +471,8 @@ class Batch:
             if status.terminal:
                 finished = clock.finished_estimate(now)
                 start = clock.started_at() or clock.submitted_at
-                if isinstance(status, Succeeded):
+                if isinstance(status, Succeeded) and not work.resumed:
+                    # A resumed job's clock started at this run, not at its submission.
                     self._known.record(finished - start, now, clock.start_uncertainty())
                     if not self._warm.is_set() and self._known.quantile(0.5) is not None:
                         self._warm.set()
@@ -493,7 +512,12 @@ class Batch:
             except FileExistsError:
                 # Appeared since the check: keep both rather than lose a paid image.
                 path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
-                saved = await self._client.download(image, path, request_id=handle.request_id)
+                try:
+                    saved = await self._client.download(image, path, request_id=handle.request_id)
+                except OSError as exc:
+                    raise OutputFileError(
+                        f"could not write {path}: {exc}", request_id=handle.request_id
+                    ) from exc
             except OSError as exc:
                 raise OutputFileError(
                     f"could not write {path}: {exc}", request_id=handle.request_id
@@ -525,16 +549,24 @@ class Batch:
         if error.fatal and self._fatal is None:
             log.error("stopping new submissions: %s", error)
             self._fatal = error
-        # A submit that was refused for the whole account never ran, and one whose fate is
-        # unknown keeps only its intent line so that resume reports it: neither is "failed".
-        never_ran = work.handle is None and (
-            error.fatal or isinstance(error, SubmissionUncertainError)
-        )
-        if not never_ran:
+        if work.handle is None and isinstance(error, SubmissionUncertainError):
+            # Only the intent line stays, so that resume reports this item as uncertain.
+            pass
+        elif work.handle is None or isinstance(error, _JOB_ENDED):
             permanent = isinstance(error, (ContentPolicyError, InvalidRequestError)) or (
                 isinstance(error, JobFailedError) and error.error_type in PERMANENT_ERROR_TYPES
             )
             self._journal.write("failed", work.key, **_failure_fields(error, permanent))
+        else:
+            # The job is paid for and may well finish: its "submitted" line stays the last
+            # word, so a rerun picks it up by id (and fetches its images) instead of paying
+            # again. It is not cancelled either, for the same reason.
+            log.warning(
+                "item %s: lost track of request %s (%s); run again to fetch it",
+                work.key,
+                work.handle.request_id,
+                error,
+            )
         if work.handle is not None:
             self._live.pop(work.handle.request_id, None)
         self._shift(work, "failed")
@@ -589,15 +621,29 @@ class Batch:
                 for key, handle in live:
                     group.start_soon(self._cancel_one, handle, key)
 
-    async def _cancel_one(self, handle: JobHandle, key: str) -> None:
+    async def _cancel_one(self, handle: JobHandle, key: str) -> CancelOutcome | None:
+        """Cancel one job (shielded, bounded); None when the server could not be told."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._options.cancel_timeout):
             try:
                 outcome = await self._client.cancel(handle)
             except OdiqueueError as exc:
                 log.warning("could not cancel request %s: %s", handle.request_id, exc)
-                return
+                return None
             if outcome is CancelOutcome.REQUESTED:
                 self._journal.write("cancelled", key, request_id=handle.request_id)
+            return outcome
+        return None
+
+    async def _past_deadline(self, work: _Work) -> JobStatus | None:
+        """Cancel a job past its deadline; its final status if it had finished after all."""
+        assert work.handle is not None
+        if await self._cancel_one(work.handle, work.key) is not CancelOutcome.ALREADY_COMPLETED:
+            return None
+        try:
+            status = await self._client.status(work.handle)
+        except OdiqueueError:
+            return None
+        return status if status.terminal else None
 
 
 async def _aiterate(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:

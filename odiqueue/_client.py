@@ -49,8 +49,10 @@ from odiqueue._errors import (
     ClientClosedError,
     ConfigurationError,
     DeadlineExceededError,
+    DecodeError,
     JobCancelledError,
     JobFailedError,
+    SubmissionUncertainError,
     TransportError,
 )
 from odiqueue._http import Transport, retryable
@@ -207,13 +209,25 @@ class AsyncClient:
         if isinstance(request, str):
             request = ImageRequest(request)
         reply = await self._transport.call("POST", self._queue, body=_wire.request_to_json(request))
-        handle = _wire.guarded(lambda: _wire.structure_handle(reply.data, self._urls_for))
-        for what, url in (
-            ("status_url", handle.status_url),
-            ("response_url", handle.response_url),
-            ("cancel_url", handle.cancel_url),
-        ):
-            self._transport.check_api_url(url, what=what, request_id=handle.request_id)
+        # From here on a paid job exists: whatever is wrong with the reply must not lose it.
+        try:
+            handle = _wire.guarded(lambda: _wire.structure_handle(reply.data, self._urls_for))
+        except DecodeError as exc:
+            raise SubmissionUncertainError(
+                f"the server accepted the job but its reply is unreadable ({exc.message})",
+                provider_request_id=reply.provider_request_id,
+            ) from exc
+        urls = (handle.status_url, handle.response_url, handle.cancel_url)
+        if not all(self._transport.is_trusted(URL(url)) for url in urls):
+            # The key is never sent to a foreign origin: the job is followed through the
+            # API's own documented endpoints instead.
+            log.warning(
+                "request %s: the server gave URLs on another origin; using %s instead "
+                "(pass allowed_hosts=[...] to trust that host)",
+                handle.request_id,
+                self._base.host,
+            )
+            handle = self.attach(handle.request_id)
         log.info("submitted request %s", handle.request_id)
         return handle
 
@@ -376,12 +390,20 @@ class AsyncClient:
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
         fmt = expected_format or _CONTENT_TYPES.get((image.content_type or "").lower())
         if image.b64 is not None:
-            data = image.decode()
+            try:
+                data = image.decode()
+            except ValueError as exc:
+                raise DecodeError(str(exc), path="image", request_id=request_id) from None
 
             async def once() -> AsyncIterator[bytes]:
                 yield data
 
-            return await write_atomic(target, once(), expected_format=fmt, overwrite=overwrite)
+            try:
+                return await write_atomic(target, once(), expected_format=fmt, overwrite=overwrite)
+            except ContentError as exc:
+                raise DecodeError(
+                    f"inline image: {exc}", path="image", request_id=request_id
+                ) from None
         if image.url is None:
             raise ValueError("the image has neither a url nor inline data")
         url = URL(image.url)

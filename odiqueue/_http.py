@@ -202,6 +202,11 @@ class Transport:
             except _Retryable as exc:
                 error, retry_after = exc.error, exc.retry_after
             if retry_after is not None and retry_after > policy.max_retry_after:
+                if isinstance(error, RateLimitError):
+                    # Not waited for here, but every other call still backs off a while.
+                    self._not_before = max(
+                        self._not_before, anyio.current_time() + policy.max_retry_after
+                    )
                 raise error
             delay = retry_after
             if delay is None:
@@ -238,9 +243,19 @@ class Transport:
         submit: bool,
     ) -> Reply:
         try:
-            async with self._request(method, url, payload, request_id) as response:
-                body = await self._read_capped(response, self._limits.max_json_bytes, request_id)
-                status, headers = response.status, response.headers
+            # A submit in flight is never abandoned half-way by a cancellation: once the
+            # body may have left, only its reply can say whether a paid job exists. The
+            # shield lasts one exchange (bounded by the timeouts), never a retry's wait.
+            with anyio.CancelScope(shield=submit):
+                async with self._request(method, url, payload, request_id) as response:
+                    body = await self._read_capped(
+                        response, self._limits.max_json_bytes, request_id
+                    )
+                    status, headers = response.status, response.headers
+        except ResponseTooLargeError as exc:
+            if submit:
+                raise SubmissionUncertainError(str(exc), request_id=request_id) from exc
+            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, reached = _translate(exc, request_id)
             if submit and reached:
@@ -250,7 +265,7 @@ class Transport:
         if status < 300 or (tolerate is not None and tolerate(status, body)):
             try:
                 data = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 bad = DecodeError(
                     f"HTTP {status} reply is not JSON: {body[:80]!r}",
                     request_id=request_id,
@@ -342,7 +357,9 @@ class Transport:
             raise ResponseTooLargeError(
                 f"reply of {length} bytes is over the {cap}-byte cap", request_id=request_id
             )
-        if length is not None:
+        if length is not None and "Content-Encoding" not in response.headers:
+            # The common case: a plain body of known, allowed size. (A compressed one is
+            # counted as it inflates, below.)
             return await response.read()
         chunks: list[bytes] = []
         total = 0

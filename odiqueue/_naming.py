@@ -7,6 +7,7 @@ result is checked to stay inside ``out_dir``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 import unicodedata
@@ -78,7 +79,15 @@ def safe_component(text: str) -> str:
         text = "_" + text
     encoded = text.encode("utf-8")
     if len(encoded) > _MAX_NAME_BYTES:
-        text = encoded[:_MAX_NAME_BYTES].decode("utf-8", "ignore")
+        # Cut the stem, never the suffix (it carries the image number and extension), and
+        # add a hash of the whole so that two long names stay two names.
+        stem, dot, suffix = text.rpartition(".")
+        if not dot or len(suffix) > 16:
+            stem, suffix = text, ""
+        tag = "~" + hashlib.blake2b(encoded, digest_size=4).hexdigest()
+        tail = tag + ("." + suffix if suffix else "")
+        room = _MAX_NAME_BYTES - len(tail.encode("utf-8"))
+        text = stem.encode("utf-8")[:room].decode("utf-8", "ignore") + tail
     return text
 
 

@@ -139,11 +139,27 @@ def structure_handle(data: object, urls_for: Callable[[str], tuple[str, str, str
     status_url, response_url, cancel_url = urls_for(request_id)
     return JobHandle(
         request_id=request_id,
-        status_url=_opt_str(obj, "status_url", "$") or status_url,
-        response_url=_opt_str(obj, "response_url", "$") or response_url,
-        cancel_url=_opt_str(obj, "cancel_url", "$") or cancel_url,
-        queue_position=_opt_int(obj, "queue_position", "$"),
+        status_url=_url_or(obj.get("status_url"), status_url),
+        response_url=_url_or(obj.get("response_url"), response_url),
+        cancel_url=_url_or(obj.get("cancel_url"), cancel_url),
+        queue_position=_lenient_int(obj.get("queue_position")),
     )
+
+
+def _url_or(value: object, built: str) -> str:
+    """The server's URL when it gave a usable one, else the one built from the base."""
+    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else built
+
+
+def _lenient_int(value: object) -> int | None:
+    """A number the client can live without: read it if it makes sense, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
 
 
 # --- status ------------------------------------------------------------------------------

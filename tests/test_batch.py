@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from PIL import Image as PILImage
 
@@ -103,13 +104,13 @@ async def test_items_are_read_lazily(tmp_path: Path) -> None:
         nonlocal pulled
         for i in range(1_000_000):
             pulled += 1
-            yield f"item {i}"
+            yield f"item {i}" if i == 0 else f"item {i} [duration:60]"
 
-    async with emulated(job_seconds=0.2) as (_, client):
+    async with emulated() as (_, client):
         async with client.generate_many(items(), tmp_path, max_in_flight=5) as outcomes:
             async for _ in outcomes:
                 break
-    assert pulled <= 5 + 2
+    assert pulled <= 5 + 3  # in flight, one waiting for a slot, one read while stopping
 
 
 async def test_async_iterables_and_keys(tmp_path: Path) -> None:
@@ -368,3 +369,76 @@ async def test_rerun_owns_files_of_its_unrecorded_saves(tmp_path: Path) -> None:
         "a_0.png",
     ]
     assert emu.stats.requests["submit"] == 1
+
+
+async def test_download_outage_is_fetched_on_rerun_not_paid_again(tmp_path: Path) -> None:
+    """A paid job whose images could not be fetched is picked up again by id on a rerun."""
+    from odiqueue.testing import Faults
+
+    async with emulated() as (emu, client):
+        emu.set_faults(Faults(rate_500=1.0, calls=frozenset({"image"})))
+        async with AsyncClient(KEY, base_url=emu.base_url, retry=RetryPolicy(attempts=2)) as short:
+            with instant_waits():
+                (first,) = await collect(short, ["a"], tmp_path)
+        assert not first.ok
+        emu.set_faults(Faults())
+        (second,) = await collect(client, ["a"], tmp_path)
+    assert second.ok
+    assert second.resumed
+    assert second.request_id == first.request_id
+    assert emu.stats.jobs_created == 1
+
+
+async def test_leaving_during_a_submit_still_records_and_cancels_the_job(tmp_path: Path) -> None:
+    """A submit in flight when the caller leaves completes, is recorded, then cancelled."""
+    from odiqueue.testing import Faults
+
+    slow = Faults(rate_slow=1.0, slow_seconds=0.5, calls=frozenset({"submit"}))
+    async with emulated(faults=slow, job_seconds=60) as (emu, client):
+        with anyio.move_on_after(0.2):
+            async with client.generate_many(["a", "b"], tmp_path) as outcomes:
+                async for _ in outcomes:
+                    pass
+        jobs = list(emu.stats.jobs.values())
+    assert len(jobs) == 2
+    assert all(job.cancelled for job in jobs)
+    submitted = [line for line in manifest(tmp_path) if line["event"] == "submitted"]
+    assert len(submitted) == 2
+
+
+async def test_a_stalled_reader_stops_new_submissions(tmp_path: Path) -> None:
+    """A caller that stops reading outcomes stops the batch from submitting more."""
+    async with emulated() as (emu, client):
+        async with client.generate_many((f"p{i}" for i in range(200)), tmp_path, max_in_flight=4):
+            await anyio.sleep(1.0)
+        created = emu.stats.jobs_created
+    assert created <= 2 * 4 + 1  # in flight, plus finished ones waiting to be read
+
+
+async def test_bad_inline_image_is_an_outcome_not_a_crash(tmp_path: Path) -> None:
+    """An undecodable inline image fails its own item; the batch goes on."""
+    from tests.scripted import Scripted, scripted_server
+
+    async with scripted_server() as server:
+        q = "/model/v1/queue/gpt_image_1"
+        server.script("POST", q, Scripted(200, {"request_id": "j1"}))
+        server.script("GET", f"{q}/requests/j1/status", Scripted(200, {"status": "COMPLETED"}))
+        server.script(
+            "GET",
+            f"{q}/requests/j1/response",
+            Scripted(200, {"data": [{"b64_json": "bm90IGFuIGltYWdl"}]}),
+        )
+        async with AsyncClient(KEY, base_url=server.url + "/model") as client:
+            (outcome,) = await collect(client, ["x"], tmp_path)
+    assert not outcome.ok
+    assert "not an image" in str(outcome.error)
+
+
+async def test_long_keys_keep_every_image(tmp_path: Path) -> None:
+    """A key too long for a file name is shortened without merging a job's images."""
+    key = "k" * 400
+    async with emulated() as (_, client):
+        (outcome,) = await collect(client, [(key, ImageRequest("x", n=2))], tmp_path)
+    assert outcome.ok
+    assert len(set(outcome.paths)) == 2
+    assert all(p.exists() and len(p.name.encode()) <= 200 for p in outcome.paths)

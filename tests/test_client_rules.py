@@ -9,6 +9,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from odiqueue import (
@@ -360,14 +361,28 @@ async def test_cancel_unknown_job(server: ScriptedServer) -> None:
 
 
 async def test_foreign_status_url_refused(server: ScriptedServer) -> None:
-    """A submit reply whose status URL is on another origin is refused."""
+    """Reply URLs on another origin are never used: the job is followed at the API itself."""
     async with scripted_server() as other:
         body = {**submitted(server), "status_url": other.url + "/steal"}
         server.script("POST", Q, Scripted(200, body))
+        server.script("GET", STATUS, Scripted(200, {"status": "IN_QUEUE"}))
         async with client(server) as c:
+            handle = await c.submit("apple")
+            assert handle.status_url == server.url + STATUS
+            await c.status(handle)
+            foreign = attrs.evolve(handle, status_url=other.url + "/steal")
             with pytest.raises(UnsafeURLError, match="allowed_hosts"):
-                await c.submit("apple")
+                await c.status(foreign)
     assert other.seen == []
+
+
+async def test_unreadable_submit_reply_is_uncertain(server: ScriptedServer) -> None:
+    """A 2xx submit reply without a request id means a job may exist: uncertain, not lost."""
+    server.script("POST", Q, Scripted(200, {"status": "IN_QUEUE"}))
+    async with client(server) as c:
+        with pytest.raises(SubmissionUncertainError, match="unreadable"):
+            await c.submit("apple")
+    assert server.count("POST", Q) == 1
 
 
 async def test_allowed_host_is_trusted(server: ScriptedServer) -> None:

@@ -31,6 +31,15 @@ def test_quickstart_snippet_saves_an_image(tmp_path: Path) -> None:
     assert (tmp_path / "apple.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_first_command_installs_and_runs_the_demo() -> None:
+    """The README's first command installs the package and runs the keyless demo."""
+    first = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert first is not None
+    command = first.group(1).strip()
+    assert command.startswith("python3 -m pip install")
+    assert command.endswith("odiqueue generate examples/products.csv --out out --emulator")
+
+
 def test_ci_runs_the_readme_commands() -> None:
     """.ci/run runs exactly the install and test commands the README gives."""
     blocks = re.findall(r"```sh\n(.*?)```", README.split("## Development", 1)[1], re.S)

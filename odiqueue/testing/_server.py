@@ -15,10 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from aiohttp import web
 
 from odiqueue.testing._cdn import ImageStore, stream
-from odiqueue.testing._config import EmulatorConfig
+from odiqueue.testing._config import EmulatorConfig, Faults
 from odiqueue.testing._faults import REFUSALS, FaultPicker, drop_connection, refusal, send_truncated
 from odiqueue.testing._images import CONTENT_TYPES, EXTENSIONS, PillowMissingError
 from odiqueue.testing._params import json_error, validate
@@ -108,6 +109,14 @@ class Emulator:
         self._stats = Stats()
         self._table = JobTable(self._config, self._stats)
         self._faults = FaultPicker(self._config.faults, self._config.seed)
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change the HTTP faults from now on (jobs keep running), e.g. to end an outage.
+
+        Job failure rates are drawn when a job is submitted, so only new jobs see new ones.
+        """
+        self._config = attrs.evolve(self._config, faults=faults)
+        self._faults = FaultPicker(faults, self._config.seed)
 
     async def start(self) -> None:
         """Start both servers; :attr:`base_url` and :attr:`cdn_url` are valid afterwards."""
