@@ -140,7 +140,8 @@ class Stats:
         ``timings`` holds, for the jobs where it applies: ``queue_seconds`` (submit to start),
         ``run_seconds`` (start to completion), ``report_lag_seconds`` (completion to the first
         reply reporting it) and ``turnaround_seconds`` (submit to that reply), plus the
-        ``status_polls`` and ``result_requests`` of every job.
+        ``status_polls`` and ``result_requests`` of every job. ``first_submitted_at`` and
+        ``last_completed_at`` are on the monotonic clock, for a run's ideal duration.
         """
         jobs = list(self.jobs.values())
         outcomes: Counter[str] = Counter(
@@ -164,6 +165,10 @@ class Stats:
                 1
                 for headers in self.image_request_headers
                 if any(name.lower() == "authorization" for name in headers)
+            ),
+            "first_submitted_at": min((job.submitted_at for job in jobs), default=None),
+            "last_completed_at": max(
+                (job.completed_at for job in jobs if job.completed_at is not None), default=None
             ),
             "timings": _timings(jobs),
         }
