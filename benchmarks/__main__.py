@@ -85,7 +85,7 @@ def main() -> None:
         contenders: list[tuple[str, str, dict[str, Any]]],
     ) -> None:
         rows = []
-        with EmulatorProcess(emulator + ["--seed", str(SEED)]) as emu:
+        with EmulatorProcess([*emulator, "--seed", str(SEED)]) as emu:
             for label, module, extra in contenders:
                 emu.reset()
                 with tempfile.TemporaryDirectory() as out:
@@ -165,7 +165,7 @@ def main() -> None:
             "rss_ratio_10x": round(rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"], 2),
         }
     if "5" in only:
-        faults = realistic + ["--rate-503", "0.1", "--rate-429", "0.05", "--retry-after", "0.1"]
+        faults = [*realistic, "--rate-503", "0.1", "--rate-429", "0.05", "--retry-after", "0.1"]
         scenario(
             "5",
             "faults",
@@ -201,7 +201,8 @@ def _table(results: dict[str, Any]) -> str:
             dup = max(row["jobs_created"] - block.get("jobs", row["jobs_created"]), 0)
             lines.append(
                 f"| {key} {block['title']} | {row['contender']} | {row['jobs_per_s']} | {ratio} "
-                f"| {row['status_per_job']} | {row['requests_per_job']} | {row['lag_p95_x_median']} "
+                f"| {row['status_per_job']} | {row['requests_per_job']} "
+                f"| {row['lag_p95_x_median']} "
                 f"| {row['cpu_s_per_1000_jobs']} | {row['peak_rss_mb']} | {saved} | {dup} |"
             )
     return "\n".join(lines)
