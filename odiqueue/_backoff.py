@@ -101,6 +101,7 @@ def poll_delay(
     rng: random.Random,
     *,
     expected_remaining: float | None = None,
+    initial: float | None = None,
 ) -> float:
     """The wait before the next status request of one job.
 
@@ -108,10 +109,11 @@ def poll_delay(
     geometrically from ``policy.initial`` to ``policy.maximum``. A queued job with ``position``
     jobs ahead waits at least ``position * seconds_per_position``. When the caller knows how
     long the job should still take (``expected_remaining``, e.g. from jobs already finished),
-    the wait aims just past that moment instead of overshooting it. The result is spread by
-    ``policy.jitter`` and never exceeds ``policy.maximum``.
+    the wait aims just past that moment instead of overshooting it. ``initial`` overrides
+    the policy's first interval. The result is spread by ``policy.jitter`` and never exceeds
+    ``policy.maximum``.
     """
-    base = policy.initial * policy.multiplier ** min(polls, 64)
+    base = (policy.initial if initial is None else initial) * policy.multiplier ** min(polls, 64)
     if isinstance(status, Queued) and status.position:
         base = max(base, status.position * policy.seconds_per_position)
     if expected_remaining is not None:

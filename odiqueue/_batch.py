@@ -81,6 +81,8 @@ DEFAULT_POLL_CONCURRENCY: Final = 32
 DEFAULT_MAX_JOB_RETRIES: Final = 2
 DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 _RESULT_TRIES: Final = 8
+#: Jobs that poll eagerly while the batch knows nothing of its job durations yet.
+SCOUTS: Final = 8
 #: Errors after which the job is over on the server: a rerun submits the item again.
 _JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
 
@@ -135,6 +137,7 @@ class _Work:
     completed_at: float | None = None
     stage: str = "waiting"
     template: str | None = None
+    result: ImageResult | None = None
 
 
 class Batch:
@@ -169,6 +172,7 @@ class Batch:
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._known = BatchKnowledge()
         self._warm = anyio.Event()
+        self._scouts = SCOUTS
         self._rng = random.Random()
         self._live: dict[str, tuple[str, JobHandle]] = {}
         self._counts: dict[str, int] = dict.fromkeys(
@@ -452,19 +456,36 @@ class Batch:
         self._shift(work, "queued")
 
     async def _follow(self, work: _Work) -> JobStatus:
-        """Poll the job until it is terminal, on the batch's shared plan."""
+        """Poll the job until it is terminal, on the batch's shared plan.
+
+        A queued job is asked for its status (which carries its queue position); any other
+        is asked for its result, which is the status until it is done and the images once
+        it is, saving the separate result request.
+        """
         assert work.handle is not None
         assert work.submitted_at is not None
         clock = work.clock = JobClock(submitted_at=work.submitted_at)
         status: JobStatus | None = None
+        scout = self._scouts > 0
+        self._scouts -= scout
         while True:
             now = anyio.current_time()
-            delay = next_poll(clock, status, now, self._known, self._client._poll, self._rng)
+            delay = next_poll(
+                clock, status, now, self._known, self._client._poll, self._rng, scout=scout
+            )
             # Waits planned before the batch knew its job durations are cut short the moment
             # it does, so the first jobs are not stuck in a long cold-start backoff.
             await _backoff.sleep_until_set(delay, self._warm)
             async with self._poll_limiter:
-                status = await self._client.status(work.handle)
+                if isinstance(status, Queued):
+                    status = await self._client.status(work.handle)
+                else:
+                    found = await self._client.result_or_status(work.handle)
+                    if isinstance(found, ImageResult):
+                        work.result = found
+                        status = Succeeded(found.request_id)
+                    else:
+                        status = found
             now = anyio.current_time()
             work.polls += 1
             self._bump("polls")
@@ -485,8 +506,10 @@ class Batch:
         """Fetch the result and stream each image to disk, one at a time."""
         assert work.handle is not None
         handle = work.handle
-        result: ImageResult | None = None
+        result, work.result = work.result, None
         for attempt in range(_RESULT_TRIES):
+            if result is not None:
+                break
             result = await self._client.result(handle)
             if result is not None:
                 break

@@ -65,6 +65,7 @@ from odiqueue._models import (
     ImageResult,
     JobHandle,
     JobStatus,
+    Running,
 )
 from odiqueue._naming import DEFAULT_TEMPLATE
 from odiqueue._progress import Progress
@@ -251,18 +252,30 @@ class AsyncClient:
         Raises :class:`~odiqueue.JobFailedError` or :class:`~odiqueue.JobCancelledError` when
         the job ended without images.
         """
+        found = await self.result_or_status(job)
+        if isinstance(found, ImageResult):
+            return found
+        _raise_if_unsuccessful(found, found.request_id)
+        return None
+
+    async def result_or_status(self, job: JobHandle | str) -> ImageResult | JobStatus:
+        """One request to the response URL: the images if the job is done, else its status.
+
+        Polling this instead of :meth:`status` saves the separate result request once the
+        job completes (the API answers "not ready" with the status). Servers that answer
+        "still in progress" without a status give ``Running``.
+        """
         handle = self._handle(job)
         url = self._api_url(handle.response_url, "response_url", handle.request_id)
         reply = await self._transport.call(
             "GET", url, request_id=handle.request_id, tolerate=_not_ready
         )
         if reply.status == 400:
-            return None
+            return Running(handle.request_id)
         parsed = _wire.decode(reply.data, ImageResult | JobStatus, request_id=handle.request_id)
-        if isinstance(parsed, ImageResult):
-            return attrs.evolve(parsed, request_id=parsed.request_id or handle.request_id)
-        _raise_if_unsuccessful(parsed, handle.request_id)
-        return None
+        if parsed.request_id:
+            return parsed  # type: ignore[no-any-return]
+        return attrs.evolve(parsed, request_id=handle.request_id)  # type: ignore[no-any-return]
 
     async def cancel(self, job: JobHandle | str) -> CancelOutcome:
         """Ask the server to cancel the job.
@@ -387,7 +400,6 @@ class AsyncClient:
         """
         self._require_open()
         target = Path(path)
-        await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
         fmt = expected_format or _CONTENT_TYPES.get((image.content_type or "").lower())
         if image.b64 is not None:
             try:

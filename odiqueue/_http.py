@@ -246,7 +246,7 @@ class Transport:
             # A submit in flight is never abandoned half-way by a cancellation: once the
             # body may have left, only its reply can say whether a paid job exists. The
             # shield lasts one exchange (bounded by the timeouts), never a retry's wait.
-            with anyio.CancelScope(shield=submit):
+            with anyio.CancelScope(shield=True) if submit else contextlib.nullcontext():
                 async with self._request(method, url, payload, request_id) as response:
                     body = await self._read_capped(
                         response, self._limits.max_json_bytes, request_id

@@ -34,6 +34,8 @@ FINE_STEP: Final = 0.09
 EARLY_QUANTILE: Final = 0.04
 #: How much longer than ``PollPolicy.maximum`` a job with a known queue position may sleep.
 QUEUE_WAIT_FACTOR: Final = 6.0
+#: How much sooner than ``PollPolicy.initial`` a scout job first polls.
+SCOUT_FACTOR: Final = 0.1
 #: A start seen within this fraction of the median is sharp enough to learn from.
 SHARP_START: Final = 0.25
 _WINDOW: Final = 256
@@ -134,11 +136,19 @@ def next_poll(
     known: BatchKnowledge,
     policy: PollPolicy,
     rng: random.Random,
+    *,
+    scout: bool = False,
 ) -> float:
-    """Seconds to wait before the job's next status request."""
+    """Seconds to wait before the job's next status request.
+
+    Until the batch knows its job durations, ``scout`` jobs (the batch's first few) poll
+    from a much shorter first interval, so that fast jobs teach the batch quickly; the
+    others back off normally and are woken once something is known.
+    """
     median = known.quantile(0.5)
     if median is None:
-        return poll_delay(clock.polls, status, policy, rng)
+        first = policy.initial * SCOUT_FACTOR if scout else None
+        return poll_delay(clock.polls, status, policy, rng, initial=first)
     step = max(FINE_STEP * median, 0.01)
     early = known.quantile(EARLY_QUANTILE) or median
     if status is None:
