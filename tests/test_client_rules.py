@@ -18,12 +18,15 @@ from odiqueue import (
     AuthenticationError,
     CancelOutcome,
     ConnectError,
+    Failed,
     Image,
+    ImageResult,
     InsufficientCreditsError,
     InvalidRequestError,
     JobFailedError,
     NotFoundError,
     PermissionDeniedError,
+    Queued,
     RateLimitError,
     RetryPolicy,
     Running,
@@ -477,3 +480,22 @@ async def test_inline_image_saved(server: ScriptedServer, tmp_path: Path) -> Non
         saved = await c.download(image, tmp_path / "sub" / "i.png")
     assert saved.path.read_bytes() == PNG
     assert server.seen == []
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (Scripted(202, reply("status.in_queue")), Queued),
+        (Scripted(400, reply("result.still_in_progress_400")), Running),
+        (Scripted(200, reply("result.outputs")), ImageResult),
+        (Scripted(200, {"error": "no", "error_type": "CONTENT_BLOCKED"}), Failed),
+    ],
+)
+async def test_result_or_status(server: ScriptedServer, script: Scripted, expected: type) -> None:
+    """One request to the response URL gives the images when done, else the status."""
+    server.script("GET", RESULT, script)
+    async with client(server) as c:
+        found = await c.result_or_status(RID)
+    assert isinstance(found, expected)
+    assert found.request_id
+    assert server.count("GET", RESULT) == 1

@@ -11,7 +11,7 @@ from odiqueue import ConfigurationError, PollPolicy, Queued, Running, Succeeded
 from odiqueue._limiter import _RECOVERY_STEPS as _RECOVERY
 from odiqueue._limiter import RateLimiter
 from odiqueue._naming import check_template, image_path, safe_component
-from odiqueue._planner import FINE_STEP, BatchKnowledge, JobClock, next_poll
+from odiqueue._planner import FINE_STEP, SCOUT_FACTOR, BatchKnowledge, JobClock, next_poll
 
 POLICY = PollPolicy(initial=0.5, multiplier=1.5, maximum=10.0, jitter=0.0)
 
@@ -226,3 +226,16 @@ def test_bad_templates(template: str) -> None:
     """Unknown fields, or templates where all jobs would collide, are refused up front."""
     with pytest.raises(ConfigurationError):
         check_template(template)
+
+
+def test_scouts_poll_early_while_the_batch_knows_nothing() -> None:
+    """Before any job has finished, scout jobs look ten times sooner than the others."""
+    clock = JobClock(submitted_at=0.0)
+    plain = next_poll(clock, None, 0.0, BatchKnowledge(), POLICY, random.Random(0))
+    scout = next_poll(clock, None, 0.0, BatchKnowledge(), POLICY, random.Random(0), scout=True)
+    assert plain == POLICY.initial
+    assert scout == pytest.approx(POLICY.initial * SCOUT_FACTOR)
+    known = learned([2.0] * 10)
+    assert (
+        next_poll(clock, None, 0.0, known, POLICY, random.Random(0), scout=True) == POLICY.initial
+    )
