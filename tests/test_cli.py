@@ -347,3 +347,28 @@ async def test_help_lists_options_with_defaults(command: str) -> None:
             "--model",
         ):
             assert flag in stdout, flag
+
+
+async def test_key_never_in_command_line_output(emu: Emulator, tmp_path: Path) -> None:
+    """Neither the bar, the plain lines, --json nor errors ever print the key."""
+    source = tmp_path / "p.txt"
+    source.write_text("a kite\nbad [fail:CONTENT_BLOCKED]\n")
+    outputs = []
+    for extra in ([], ["--json"]):
+        code, stdout, err = await odiqueue(
+            "generate",
+            source,
+            "--out",
+            tmp_path / f"o{len(extra)}",
+            "--base-url",
+            emu.base_url,
+            *extra,
+        )
+        assert code == 1
+        outputs += [stdout, err]
+    code, stdout, err = await odiqueue(
+        "status", "nope", "--base-url", emu.base_url, "--output", "json"
+    )
+    outputs += [stdout, err]
+    files = [p.read_text() for p in tmp_path.rglob("*") if p.suffix in (".jsonl", ".csv")]
+    assert all(KEY not in text for text in outputs + files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import sys
 from collections import defaultdict
@@ -44,15 +45,27 @@ def uncertain_intents(out: Path) -> int:
     return sum(hidden.values())
 
 
+def kill_points(seed: int) -> list[int]:
+    """Saved-item counts at which to kill: one while the first jobs are still being
+    submitted, then two seeded random points later on."""
+    rng = random.Random(seed)
+    return [0, *sorted(rng.sample(range(ITEMS // 5, ITEMS * 9 // 10), 2))]
+
+
+def intent_count(out: Path) -> int:
+    return sum(1 for e in events(out) if e["event"] == "intent")
+
+
 async def test_sigkill_repeatedly_then_resume(tmp_path: Path) -> None:
-    """Killed at 1/4, 1/2 and 3/4 of the way, a last run saves all 300, each paid once."""
+    """Killed three times (mid-submit, then at seeded points), a last run saves all 300,
+    each paid for once but for POSTs a kill left without a reply."""
     config = EmulatorConfig(workers=8, job_seconds=0.05, duration_sigma=0.5, seed=7)
     async with Emulator(config) as emu:
         command = [sys.executable, str(RUNNER), emu.base_url, str(tmp_path), str(ITEMS)]
-        for fraction in (0.25, 0.5, 0.75):
+        for point in kill_points(seed=7):
             run = await anyio.open_process(command)
             with anyio.fail_after(60):
-                while saved_count(tmp_path) < ITEMS * fraction:
+                while saved_count(tmp_path) < point or intent_count(tmp_path) < 5:
                     assert run.returncode is None, "a run ended before it was killed"
                     await anyio.sleep(0.005)
             run.send_signal(signal.SIGKILL)
