@@ -81,6 +81,8 @@ DEFAULT_POLL_CONCURRENCY: Final = 32
 DEFAULT_MAX_JOB_RETRIES: Final = 2
 DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 _RESULT_TRIES: Final = 8
+#: Seconds between re-plans of a sleeping job's next poll.
+REPLAN: Final = 1.0
 #: Jobs that poll eagerly while the batch knows nothing of its job durations yet.
 SCOUTS: Final = 8
 #: Errors after which the job is over on the server: a rerun submits the item again.
@@ -293,8 +295,18 @@ class Batch:
             )
         if state.stage == "failed" and state.permanent:
             self._bump("failed")
-            error = JobFailedError(state.error or "failed", error_type=state.error_type)
-            return Outcome(key=key, index=index, request=request, error=error, resumed=True)
+            request_id = state.handle.request_id if state.handle else None
+            error = JobFailedError(
+                state.error or "failed", error_type=state.error_type, request_id=request_id
+            )
+            return Outcome(
+                key=key,
+                index=index,
+                request=request,
+                request_id=request_id,
+                error=error,
+                resumed=True,
+            )
         if state.stage in ("submitted", "saved") and state.handle is not None:
             work.handle, work.attempts = state.handle, state.attempt
             work.submitted_at = anyio.current_time()
@@ -320,7 +332,7 @@ class Batch:
             key = item[0]
             if not isinstance(key, str) or not key.strip():
                 raise TypeError(f"item {index}: the key must be a non-empty string, got {key!r}")
-            digest = hashlib.blake2b(key.encode(), digest_size=12).digest()
+            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()
             if digest in self._seen_keys:
                 raise ValueError(f"item {index}: the key {key!r} was used by an earlier item")
             self._seen_keys.add(digest)
@@ -338,7 +350,7 @@ class Batch:
                 f"(key, ImageRequest) pair, got {type(item).__name__}"
             )
         body = json.dumps(_wire.request_to_json(request), sort_keys=True)
-        digest = hashlib.blake2b(body.encode(), digest_size=12).digest()
+        digest = hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=12).digest()
         occurrence = self._occurrences.get(digest, 0)
         self._occurrences[digest] = occurrence + 1
         return f"{digest.hex()[:16]}-{occurrence}", request
@@ -433,10 +445,10 @@ class Batch:
         await self._rate.acquire()
         work.attempts += 1
         self._journal.write("intent", work.key, attempt=work.attempts)
-        limited = self._client._transport.rate_limited
+        refused = self._client._transport.submits_refused
         handle = await self._client.submit(work.request)
-        if self._client._transport.rate_limited > limited:
-            self._rate.slow_down()
+        if self._client._transport.submits_refused > refused:
+            self._rate.slow_down(anyio.current_time())
         else:
             self._rate.recover()
         self._journal.write(
@@ -469,13 +481,7 @@ class Batch:
         scout = self._scouts > 0
         self._scouts -= scout
         while True:
-            now = anyio.current_time()
-            delay = next_poll(
-                clock, status, now, self._known, self._client._poll, self._rng, scout=scout
-            )
-            # Waits planned before the batch knew its job durations are cut short the moment
-            # it does, so the first jobs are not stuck in a long cold-start backoff.
-            await _backoff.sleep_until_set(delay, self._warm)
+            await self._wait_for_next_look(clock, status, scout)
             async with self._poll_limiter:
                 if isinstance(status, Queued):
                     status = await self._client.status(work.handle)
@@ -494,13 +500,42 @@ class Batch:
                 start = clock.started_at() or clock.submitted_at
                 if isinstance(status, Succeeded) and not work.resumed:
                     # A resumed job's clock started at this run, not at its submission.
-                    self._known.record(finished - start, now, clock.start_uncertainty())
+                    self._known.record(finished - start, now, clock.start_uncertainty(now))
                     if not self._warm.is_set() and self._known.quantile(0.5) is not None:
                         self._warm.set()
                 work.started_at, work.completed_at = start, now
                 return status
-            clock.observe(status, now, self._known.throughput())
+            if (
+                isinstance(status, Queued)
+                and status.position is not None
+                and clock.last_position is not None
+                and clock.last_queued_at is not None
+            ):
+                self._known.record_queue_move(
+                    clock.last_position - status.position, now - clock.last_queued_at
+                )
+            clock.observe(status, now)
             self._shift(work, "queued" if isinstance(status, Queued) else "running")
+
+    async def _wait_for_next_look(
+        self, clock: JobClock, status: JobStatus | None, scout: bool
+    ) -> None:
+        """Sleep until the planned moment of the job's next poll.
+
+        The plan is made from the job's last look and redone at least every REPLAN seconds
+        (and at once when the batch first learns its run times), so a wait planned on an
+        early, rough estimate shrinks as the estimate improves instead of being slept out.
+        Re-planning costs no request.
+        """
+        last_look = clock.last_poll_at if clock.last_poll_at is not None else clock.submitted_at
+        while True:
+            delay = next_poll(
+                clock, status, last_look, self._known, self._client._poll, self._rng, scout=scout
+            )
+            wait = last_look + delay - anyio.current_time()
+            if wait <= 0:
+                return
+            await _backoff.sleep_until_set(min(wait, REPLAN), self._warm)
 
     async def _collect(self, work: _Work) -> Outcome:
         """Fetch the result and stream each image to disk, one at a time."""

@@ -305,14 +305,14 @@ def error_from_reply(
     parsed: object
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = body.decode("utf-8", "replace")
     message, code = _message_and_code(parsed)
     if not message:
         message = f"HTTP {status}"
     cls: type[APIError] = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
     lowered = (code or "").lower()
-    if (code and code.isdigit() and 40201 <= int(code) <= 40208) or (
+    if (code and code.isascii() and code.isdigit() and 40201 <= int(code[:6]) <= 40208) or (
         status == 403 and any(w in message.lower() for w in ("balance", "credit"))
     ):
         cls = InsufficientCreditsError

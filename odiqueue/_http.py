@@ -103,8 +103,8 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         # Shared back-pressure: a 429 on any call holds every call until this moment.
         self._not_before = 0.0
-        #: How many 429 replies this transport has seen (the batch's rate limiter reads it).
-        self.rate_limited = 0
+        #: How many submits the server refused with 429 (the batch's rate limiter reads it).
+        self.submits_refused = 0
 
     @property
     def retry(self) -> RetryPolicy:
@@ -295,8 +295,8 @@ class Transport:
             retry_after=retry_after,
         )
         log.debug("HTTP %d for request %s: %s", status, request_id or "(new)", error.message)
-        if status == 429:
-            self.rate_limited += 1
+        if status == 429 and submit:
+            self.submits_refused += 1
         if submit:
             if status in SUBMIT_RETRY_STATUSES:
                 return _Retryable(error, retry_after)
@@ -394,7 +394,10 @@ class Transport:
                     raise self._error_for(
                         response.status, body, response.headers, request_id, False
                     )
-                length = response.content_length
+                # With a Content-Encoding, Content-Length counts the compressed bytes, not
+                # the image: only the cap (counted as it inflates) applies then.
+                encoded = "Content-Encoding" in response.headers
+                length = None if encoded else response.content_length
                 if length is not None and length > self._limits.max_image_bytes:
                     raise ResponseTooLargeError(
                         f"image of {length} bytes is over the "

@@ -22,6 +22,8 @@ __all__ = ["RateLimiter"]
 _RECOVERY_STEPS: Final = 20
 _FLOOR: Final = 0.2
 _HISTORY: Final = 32
+#: Seconds after a slow-down during which further 429s do not slow down again.
+HOLD: Final = 1.0
 
 
 class RateLimiter:
@@ -34,6 +36,7 @@ class RateLimiter:
         self._ceiling = rate
         self._tat = 0.0  # the "theoretical arrival time" of the next request
         self._recent: deque[float] = deque(maxlen=_HISTORY)
+        self._slowed_at = float("-inf")
 
     def reserve(self, now: float) -> float:
         """Take the next slot; returns how long to wait for it (pure, for tests)."""
@@ -58,8 +61,15 @@ class RateLimiter:
             return None
         return (len(self._recent) - 1) / (self._recent[-1] - self._recent[0])
 
-    def slow_down(self) -> None:
-        """Halve the rate after the server said 429."""
+    def slow_down(self, now: float) -> None:
+        """Halve the rate after the server refused a submit with 429.
+
+        Once per HOLD seconds at most: the submits that were in flight together all learn
+        of the same refusal, and it should halve the rate once, not once for each.
+        """
+        if now - self._slowed_at < HOLD:
+            return
+        self._slowed_at = now
         current = self.rate if self.rate is not None else self.observed_rate()
         if current is None:
             current = float(self.burst)

@@ -36,10 +36,14 @@ _RESERVED: Final = frozenset(
 )
 
 
+def _fields(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
 def check_template(template: str) -> str:
     """Refuse a template with unknown fields or no way to tell a job's images apart."""
     try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        names = _fields(template)
     except ValueError as exc:
         raise ConfigurationError(f"name template {template!r} is malformed: {exc}") from None
     unknown = names - FIELDS
@@ -72,7 +76,8 @@ def literal_template(name: str) -> str:
 
 def safe_component(text: str) -> str:
     """``text`` as one harmless file-name component (never empty, never hidden)."""
-    text = unicodedata.normalize("NFC", text)
+    # Lone surrogates (from badly decoded input) cannot be encoded in a file name.
+    text = unicodedata.normalize("NFC", text.encode("utf-8", "replace").decode("utf-8"))
     text = _UNSAFE.sub("_", text).strip().strip(".")
     text = text.lstrip(".-") or "_"
     if text.split(".", 1)[0].lower() in _RESERVED:
@@ -100,7 +105,7 @@ def image_path(
     before the extension so images never overwrite each other.
     """
     name = template.format(key=key, index=index, request_id=request_id, ext=ext)
-    if count > 1 and "{index}" not in template:
+    if count > 1 and "index" not in _fields(template):
         stem, dot, suffix = name.rpartition(".")
         name = f"{stem}_{index}.{suffix}" if dot else f"{name}_{index}"
     path = out_dir / safe_component(name)

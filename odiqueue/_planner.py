@@ -28,12 +28,20 @@ __all__ = ["BatchKnowledge", "JobClock", "next_poll"]
 
 #: Finished jobs needed before their durations are trusted.
 MIN_SAMPLES: Final = 3
-#: Fine polling step near the expected end, as a fraction of the median duration.
-FINE_STEP: Final = 0.09
+#: Finished jobs needed before the rate at which they finish is trusted (a rate from a
+#: handful of completions can be off several times over, and a queued job sleeps on it).
+MIN_RATE_SAMPLES: Final = 8
+#: The polling step near a job's end, as a fraction of the median run time (and, past
+#: LATE_QUANTILE, of the job's age): the detection lag never exceeds it.
+FINE_STEP: Final = 0.095
+#: Run times beyond this quantile count as outliers (steps grow with age).
+LATE_QUANTILE: Final = 0.95
 #: The duration quantile at which fine polling starts.
 EARLY_QUANTILE: Final = 0.04
-#: How much longer than ``PollPolicy.maximum`` a job with a known queue position may sleep.
-QUEUE_WAIT_FACTOR: Final = 6.0
+#: The share of a queued job's expected wait it sleeps before looking again.
+QUEUE_AIM: Final = 0.6
+#: A queued job looks at least once per this many median run times, whatever the estimate.
+QUEUE_LOOK: Final = 1.5
 #: How much sooner than ``PollPolicy.initial`` a scout job first polls.
 SCOUT_FACTOR: Final = 0.1
 #: A start seen within this fraction of the median is sharp enough to learn from.
@@ -48,6 +56,9 @@ class BatchKnowledge:
     _durations: list[float] = attrs.field(factory=list)
     _recent: deque[float] = attrs.field(factory=lambda: deque(maxlen=_WINDOW))
     _finished: deque[float] = attrs.field(factory=lambda: deque(maxlen=64))
+    _moves: deque[tuple[int, float]] = attrs.field(factory=lambda: deque(maxlen=_WINDOW))
+    _moved: int = 0
+    _moving: float = 0.0
 
     def record(self, duration: float, finished_at: float, uncertainty: float = 0.0) -> None:
         """Learn one finished job: its estimated run time and when it finished.
@@ -72,9 +83,27 @@ class BatchKnowledge:
             return None
         return self._durations[min(int(q * len(self._durations)), len(self._durations) - 1)]
 
+    def record_queue_move(self, positions: int, seconds: float) -> None:
+        """Learn that a queued job moved ``positions`` places forward in ``seconds``."""
+        if seconds <= 0 or positions < 0:
+            return
+        if len(self._moves) == self._moves.maxlen:
+            old_positions, old_seconds = self._moves[0]
+            self._moved -= old_positions
+            self._moving -= old_seconds
+        self._moves.append((positions, seconds))
+        self._moved += positions
+        self._moving += seconds
+
+    def queue_rate(self) -> float | None:
+        """Queue positions the server clears per second, from queued jobs' own moves."""
+        if self._moved < MIN_SAMPLES or self._moving <= 0:
+            return None
+        return self._moved / self._moving
+
     def throughput(self) -> float | None:
         """Jobs finished per second recently, or None when unknown."""
-        if len(self._finished) < MIN_SAMPLES:
+        if len(self._finished) < MIN_RATE_SAMPLES:
             return None
         span = self._finished[-1] - self._finished[0]
         return (len(self._finished) - 1) / span if span > 0 else None
@@ -88,40 +117,36 @@ class JobClock:
     polls: int = 0
     last_poll_at: float | None = None
     last_queued_at: float | None = None
+    last_position: int | None = None
     running_seen_at: float | None = None
-    expected_start: float | None = None
 
-    def observe(self, status: JobStatus, now: float, throughput: float | None = None) -> None:
-        """Record one status reply received at ``now`` (and the batch's current rate)."""
+    def observe(self, status: JobStatus, now: float) -> None:
+        """Record one status reply received at ``now``."""
         self.polls += 1
         if isinstance(status, Queued):
             self.last_queued_at = now
-            if throughput and status.position is not None:
-                self.expected_start = now + (status.position + 1) / throughput
+            self.last_position = status.position
         elif self.running_seen_at is None:
             self.running_seen_at = now
         self.last_poll_at = now
 
     def started_at(self) -> float | None:
-        """Best estimate of when the job started running.
-
-        The queue model's prediction when there was one, kept within the gap between the
-        last poll that saw the job queued and the first that saw it running; else the
-        middle of that gap.
-        """
+        """Best estimate of when the job started running: the middle of the gap between the
+        last poll that saw it queued (or its submission) and the first that saw it running."""
         if self.running_seen_at is None:
             return None
         before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
-        if self.expected_start is not None:
-            return min(max(self.expected_start, before), self.running_seen_at)
         return (before + self.running_seen_at) / 2
 
-    def start_uncertainty(self) -> float:
-        """How wide the window is in which the job started (0 while unknown)."""
-        if self.running_seen_at is None:
-            return 0.0
+    def start_uncertainty(self, now: float) -> float:
+        """How wide the window is in which the job started, as seen at ``now``.
+
+        A job never seen running started somewhere between its last queued sighting (or its
+        submission) and now.
+        """
         before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
-        return self.running_seen_at - before
+        seen = self.running_seen_at if self.running_seen_at is not None else now
+        return seen - before
 
     def finished_estimate(self, seen_done_at: float) -> float:
         """Best estimate of when the job completed, given the poll that first saw it done."""
@@ -156,22 +181,31 @@ def next_poll(
         # earliest a job that started at once could end.
         return _spread(min(early, policy.initial), policy, rng)
     if isinstance(status, Queued):
-        rate = known.throughput()
+        # The queue's own movement is the surest rate; finished jobs are the next best.
+        rate = known.queue_rate() or known.throughput()
         if rate is None or status.position is None:
-            return poll_delay(clock.polls, status, policy, rng)
-        # It starts once the jobs ahead of it (and itself) have left the queue; looking
-        # half a turn after that mostly finds it running, and the queue model says when
-        # it started, which the end estimate rests on.
-        wait = (status.position + 1.5) / rate
-        return _spread(min(wait, policy.maximum * QUEUE_WAIT_FACTOR), policy, rng)
+            # A queued job cannot end sooner than a whole run from now: looking once per
+            # median run keeps its start (and so its end) from being missed by much.
+            return min(poll_delay(clock.polls, status, policy, rng), median)
+        # It starts once the jobs ahead of it have left the queue. Looking again part of
+        # the way there, rather than at the predicted moment, keeps an early (and so low)
+        # rate estimate from making it sleep past its start: each look narrows the window
+        # in which it started, which the end estimate rests on.
+        wait = max(QUEUE_AIM * (status.position + 1) / rate, step)
+        return _spread(min(wait, QUEUE_LOOK * median, policy.maximum), policy, rng)
     start = clock.started_at()
     if isinstance(status, Running) and start is not None:
         until_early = start + early - now
         if until_early > step:
             return _spread(min(until_early, policy.maximum), policy, rng)
-        # Past the early mark, poll in steps that grow with the job's age, so an outlier
-        # that runs ten times the median costs a few more polls, not hundreds.
-        return min(max(step, FINE_STEP * (now - start)), policy.maximum)
+        # Past the early mark, look in even steps of a tenth of the typical run (the
+        # detection lag never exceeds a step), and in steps that grow with the job's age
+        # once it has outlived nearly every job seen, so an outlier that runs ten times
+        # the median costs a few more looks, not hundreds.
+        age = now - start
+        late = known.quantile(LATE_QUANTILE) or median
+        wait = step if age <= late else FINE_STEP * age
+        return min(wait, policy.maximum)
     return poll_delay(clock.polls, status, policy, rng)
 
 

@@ -8,6 +8,7 @@ reply that fits none raises :class:`~odiqueue.DecodeError` naming the JSON path.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -42,6 +43,17 @@ _COMPLETED = frozenset({"COMPLETED", "SUCCEEDED", "SUCCESS", "DONE", "FINISHED"}
 _FAILED = frozenset({"FAILED", "ERROR", "FAILURE"})
 _CANCELLED = frozenset({"CANCELED", "CANCELLED"})
 _CANCEL_ERROR_TYPES = frozenset({"CANCELED", "CANCELLED"})
+#: The documented error_type values.
+ERROR_TYPES: Final = frozenset(
+    {
+        "INFERENCE_FAILURE",
+        "INFERENCE_TIMEOUT",
+        "REQUEST_INVALID",
+        "CONTENT_BLOCKED",
+        "CANCELED",
+        "INTERNAL_SERVER_ERROR",
+    }
+)
 
 T = TypeVar("T")
 
@@ -75,7 +87,12 @@ def _opt_int(data: Mapping[str, Any], key: str, path: str) -> int | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         _fail(f"{path}.{key}", f"expected an integer, got {value!r}"[:120])
     return int(value)
 
@@ -84,8 +101,8 @@ def _opt_float(data: Mapping[str, Any], key: str, path: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(f"{path}.{key}", f"expected a number, got {value!r}"[:120])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(f"{path}.{key}", f"expected a finite number, got {value!r}"[:120])
     return float(value)
 
 
@@ -157,8 +174,10 @@ def _lenient_int(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    # isdigit() admits "²" and other digits int() refuses; only short ASCII numbers count.
+    if text.isascii() and text.isdigit() and len(text) <= 12:
+        return int(text)
     return None
 
 
@@ -172,6 +191,9 @@ def _error_text(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if isinstance(error, Mapping):
         message = error.get("message") or error.get("error_message")
         code = error.get("code")
+        if error_type is None and isinstance(code, str) and code.upper() in ERROR_TYPES:
+            # Some providers put the documented error_type in the error object's code.
+            error_type = code.upper()
         text = str(message or code or "job failed")
         error = f"{code}: {text}" if code and message and str(code) not in text else text
     elif error is not None and not isinstance(error, str):

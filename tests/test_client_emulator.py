@@ -123,7 +123,7 @@ async def test_failed_job_raises_with_error_type(error_style: str) -> None:
         with instant_waits(), pytest.raises(JobFailedError) as caught:
             await client.generate("a cat [fail:CONTENT_BLOCKED]")
     assert caught.value.request_id
-    assert caught.value.error_type == ("CONTENT_BLOCKED" if error_style == "string" else None)
+    assert caught.value.error_type == "CONTENT_BLOCKED"
 
 
 async def test_cancel_then_wait_raises_cancelled() -> None:

@@ -11,7 +11,15 @@ from odiqueue import ConfigurationError, PollPolicy, Queued, Running, Succeeded
 from odiqueue._limiter import _RECOVERY_STEPS as _RECOVERY
 from odiqueue._limiter import RateLimiter
 from odiqueue._naming import check_template, image_path, safe_component
-from odiqueue._planner import FINE_STEP, SCOUT_FACTOR, BatchKnowledge, JobClock, next_poll
+from odiqueue._planner import (
+    FINE_STEP,
+    QUEUE_AIM,
+    QUEUE_LOOK,
+    SCOUT_FACTOR,
+    BatchKnowledge,
+    JobClock,
+    next_poll,
+)
 
 POLICY = PollPolicy(initial=0.5, multiplier=1.5, maximum=10.0, jitter=0.0)
 
@@ -35,13 +43,17 @@ def test_cold_start_backs_off() -> None:
     assert waits == [0.5, 0.75, 1.125]
 
 
-def test_quantiles_and_throughput() -> None:
-    """The batch learns duration quantiles and its completion rate."""
-    known = learned([1.0, 2.0, 3.0, 4.0, 5.0], gap=0.5)
-    assert known.quantile(0.5) == 3.0
+def test_quantiles_and_rates() -> None:
+    """The batch learns run-time quantiles, its completion rate and the queue's pace."""
+    known = learned([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], gap=0.5)
+    assert known.quantile(0.5) == 5.0
     assert known.quantile(0.0) == 1.0
     assert known.throughput() == pytest.approx(2.0)
     assert BatchKnowledge().quantile(0.5) is None
+    assert learned([1.0] * 3).throughput() is None  # a rate from three ends is not trusted
+    known.record_queue_move(6, 2.0)
+    known.record_queue_move(2, 2.0)
+    assert known.queue_rate() == pytest.approx(2.0)
 
 
 def test_knowledge_window_is_bounded() -> None:
@@ -82,12 +94,17 @@ def test_outliers_poll_in_steps_that_grow() -> None:
     assert wait == pytest.approx(FINE_STEP * 20.0)
 
 
-def test_queued_job_sleeps_until_its_turn() -> None:
-    """A queued job waits for the jobs ahead of it to leave at the observed rate."""
-    known = learned([2.0] * 10, gap=0.25)  # 4 jobs a second
+def test_queued_job_looks_again_before_its_turn() -> None:
+    """A queued job sleeps part of its expected wait, and never much over a typical run."""
+    known = learned([2.0] * 10)
+    known.record_queue_move(8, 2.0)  # the queue clears 4 places a second
     clock = JobClock(submitted_at=0.0)
     wait = next_poll(clock, Queued("r", 7), 0.0, known, POLICY, random.Random(0))
-    assert wait == pytest.approx((7 + 1.5) / 4)
+    assert wait == pytest.approx(QUEUE_AIM * 8 / 4)
+    far = next_poll(clock, Queued("r", 1000), 0.0, known, POLICY, random.Random(0))
+    assert far == pytest.approx(QUEUE_LOOK * 2.0)
+    near = next_poll(clock, Queued("r", 0), 0.0, known, POLICY, random.Random(0))
+    assert near == pytest.approx(FINE_STEP * 2.0)
 
 
 def test_first_look_is_early() -> None:
@@ -99,17 +116,14 @@ def test_first_look_is_early() -> None:
     assert next_poll(clock, None, 0.0, fast, POLICY, random.Random(0)) == 0.0
 
 
-def test_queue_model_dates_the_start() -> None:
-    """The start is the queue model's prediction, kept inside the window the polls left."""
+def test_start_is_dated_between_two_looks() -> None:
+    """The start is placed midway between the last queued and the first running look."""
     clock = JobClock(submitted_at=0.0)
-    clock.observe(Queued("r", 3), 1.0, throughput=2.0)  # expected start 1 + 4/2 = 3
+    clock.observe(Queued("r", 3), 1.0)
     clock.observe(Running("r"), 5.0)
     assert clock.started_at() == 3.0
-    assert clock.start_uncertainty() == 4.0
-    early = JobClock(submitted_at=0.0)
-    early.observe(Queued("r", 3), 1.0, throughput=0.1)  # predicted 41, seen running at 2
-    early.observe(Running("r"), 2.0)
-    assert early.started_at() == 2.0
+    assert clock.start_uncertainty(now=9.0) == 4.0
+    assert clock.last_position == 3
 
 
 def test_blurred_samples_are_not_learned() -> None:
@@ -119,15 +133,6 @@ def test_blurred_samples_are_not_learned() -> None:
     assert known.quantile(0.0) == 2.0
     known.record(1.0, 6.0, uncertainty=0.1)
     assert known.quantile(0.0) == 1.0
-
-
-def test_far_back_in_queue_is_capped() -> None:
-    """However long the queue, a queued job polls at least every few maxima."""
-    known = learned([2.0] * 10, gap=10.0)
-    wait = next_poll(
-        JobClock(submitted_at=0.0), Queued("r", 1000), 0.0, known, POLICY, random.Random(0)
-    )
-    assert wait == pytest.approx(60.0)
 
 
 def test_job_clock_estimates() -> None:
@@ -153,7 +158,9 @@ def test_rate_limiter_spaces_submits() -> None:
 def test_rate_limiter_halves_and_recovers() -> None:
     """A 429 halves the rate; successes win it back gradually, never above the limit."""
     limiter = RateLimiter(rate=8.0)
-    limiter.slow_down()
+    limiter.slow_down(now=0.0)
+    assert limiter.rate == 4.0
+    limiter.slow_down(now=0.5)  # the same burst of refusals: halved once
     assert limiter.rate == 4.0
     limiter.recover()
     assert 4.0 < limiter.rate < 8.0
@@ -168,7 +175,7 @@ def test_unlimited_limiter_closes_on_429_then_opens_again() -> None:
     limiter = RateLimiter(rate=None)
     for i in range(11):
         assert limiter.reserve(now=i * 0.1) == 0.0  # 10 a second, unlimited
-    limiter.slow_down()
+    limiter.slow_down(now=1.0)
     assert limiter.rate == pytest.approx(5.0)
     assert limiter.reserve(now=1.1) == 0.0
     assert limiter.reserve(now=1.1) == pytest.approx(0.2)

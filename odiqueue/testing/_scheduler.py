@@ -20,6 +20,8 @@ from odiqueue.testing._params import read_directives
 from odiqueue.testing._state import JobRecord, Stats
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from odiqueue.testing._config import EmulatorConfig
 
 __all__ = ["JobTable"]
@@ -161,6 +163,10 @@ class JobTable:
         if sigma > 0 and median > 0:
             return self._durations.lognormvariate(math.log(median), sigma)
         return median
+
+    def set_failure_rates(self, rates: Mapping[str, float]) -> None:
+        """Use these job failure rates for jobs submitted from now on."""
+        self._failure_rates = tuple(sorted(rates.items()))
 
     def _draw_failure(self) -> str | None:
         if not self._failure_rates:

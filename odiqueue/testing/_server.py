@@ -117,6 +117,7 @@ class Emulator:
         """
         self._config = attrs.evolve(self._config, faults=faults)
         self._faults = FaultPicker(faults, self._config.seed)
+        self._table.set_failure_rates(faults.job_failure_rates)
 
     async def start(self) -> None:
         """Start both servers; :attr:`base_url` and :attr:`cdn_url` are valid afterwards."""
