@@ -81,6 +81,8 @@ DEFAULT_POLL_CONCURRENCY: Final = 32
 DEFAULT_MAX_JOB_RETRIES: Final = 2
 DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 _RESULT_TRIES: Final = 8
+#: Image downloads of one batch that run at once.
+DOWNLOAD_CONCURRENCY: Final = 16
 #: Seconds between re-plans of a sleeping job's next poll.
 REPLAN: Final = 1.0
 #: Jobs that poll eagerly while the batch knows nothing of its job durations yet.
@@ -171,6 +173,9 @@ class Batch:
         self._states: dict[str, KeyState] = {}
         self._slots = anyio.Semaphore(options.max_in_flight)
         self._poll_limiter = anyio.CapacityLimiter(options.poll_concurrency)
+        # Downloads are bound by bandwidth, not by how many run at once; each one holds a
+        # buffer, so a few at a time keep memory flat however large the images.
+        self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._known = BatchKnowledge()
         self._warm = anyio.Event()
@@ -564,9 +569,10 @@ class Batch:
             # process died (and before its "saved" line): that file is this job's own.
             overwrite = self._options.overwrite or work.resumed
             try:
-                saved = await self._client.download(
-                    image, path, overwrite=overwrite, request_id=handle.request_id
-                )
+                async with self._downloads:
+                    saved = await self._client.download(
+                        image, path, overwrite=overwrite, request_id=handle.request_id
+                    )
             except FileExistsError:
                 # Appeared since the check: keep both rather than lose a paid image.
                 path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")

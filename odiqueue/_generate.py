@@ -32,6 +32,8 @@ from odiqueue.cli import (
 __all__ = ["run_generate"]
 
 FAILED_CSV: Final = "failed.csv"
+#: Failed rows listed at the end of a run (all of them are in failed.csv).
+FAILED_SHOWN: Final = 20
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -165,7 +167,11 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
         }
     )
     if failures:
-        view.message(f"{len(failures)} row(s) failed; see {args.out / FAILED_CSV}")
+        view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
+        for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
+            view.message(f"  row {row} ({outcome.key}): {outcome.error}")
+        if len(failures) > FAILED_SHOWN:
+            view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
