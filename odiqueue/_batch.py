@@ -33,6 +33,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from odiqueue import _backoff, _wire
 from odiqueue._errors import (
+    PERMANENT_ERROR_TYPES,
     ConfigurationError,
     ContentPolicyError,
     DeadlineExceededError,
@@ -45,7 +46,7 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
-from odiqueue._journal import PERMANENT_ERROR_TYPES, Journal, KeyState, files_present
+from odiqueue._journal import Journal, KeyState, files_present
 from odiqueue._limiter import RateLimiter
 from odiqueue._models import (
     BatchItem,

@@ -270,6 +270,19 @@ class DeadlineExceededError(JobError):
     """The per-job deadline passed before the job completed."""
 
 
+#: The documented error_type values of a failed job.
+ERROR_TYPES = frozenset(
+    {
+        "INFERENCE_FAILURE",
+        "INFERENCE_TIMEOUT",
+        "REQUEST_INVALID",
+        "CONTENT_BLOCKED",
+        "CANCELED",
+        "INTERNAL_SERVER_ERROR",
+    }
+)
+#: Failures that would fail again: never resubmitted, and not paid for again on resume.
+PERMANENT_ERROR_TYPES = frozenset({"CONTENT_BLOCKED", "REQUEST_INVALID"})
 TRANSIENT_ERROR_TYPES = frozenset(
     {"INFERENCE_FAILURE", "INFERENCE_TIMEOUT", "INTERNAL_SERVER_ERROR"}
 )

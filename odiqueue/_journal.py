@@ -34,14 +34,12 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST_NAME", "PERMANENT_ERROR_TYPES", "Journal", "KeyState"]
+__all__ = ["MANIFEST_NAME", "Journal", "KeyState"]
 
 log = logging.getLogger("odiqueue")
 
 MANIFEST_NAME: Final = "manifest.jsonl"
 LOCK_NAME: Final = ".odiqueue.lock"
-#: Job failures that would fail again: a resumed batch reports them instead of paying again.
-PERMANENT_ERROR_TYPES: Final = frozenset({"CONTENT_BLOCKED", "REQUEST_INVALID"})
 
 Stage = Literal["intent", "submitted", "saved", "failed", "cancelled"]
 

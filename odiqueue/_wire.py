@@ -15,7 +15,7 @@ from typing import Any, Final, NoReturn, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError
 
-from odiqueue._errors import DecodeError
+from odiqueue._errors import ERROR_TYPES, DecodeError
 from odiqueue._models import (
     Cancelled,
     CancelOutcome,
@@ -43,17 +43,6 @@ _COMPLETED = frozenset({"COMPLETED", "SUCCEEDED", "SUCCESS", "DONE", "FINISHED"}
 _FAILED = frozenset({"FAILED", "ERROR", "FAILURE"})
 _CANCELLED = frozenset({"CANCELED", "CANCELLED"})
 _CANCEL_ERROR_TYPES = frozenset({"CANCELED", "CANCELLED"})
-#: The documented error_type values.
-ERROR_TYPES: Final = frozenset(
-    {
-        "INFERENCE_FAILURE",
-        "INFERENCE_TIMEOUT",
-        "REQUEST_INVALID",
-        "CONTENT_BLOCKED",
-        "CANCELED",
-        "INTERNAL_SERVER_ERROR",
-    }
-)
 
 T = TypeVar("T")
 

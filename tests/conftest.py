@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from odiqueue import AsyncClient, RetryPolicy
+from odiqueue.testing import Emulator, EmulatorConfig
 
 DATA = Path(__file__).parent / "data"
 
@@ -20,3 +25,15 @@ def anyio_backend() -> str:
 def reply(name: str) -> Any:
     """Load one reply body from tests/data (copied from the shared fixtures)."""
     return json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@asynccontextmanager
+async def emulated(
+    key: str = "sk-test-key-0123456789", **config: Any
+) -> AsyncIterator[tuple[Emulator, AsyncClient]]:
+    """An emulator configured with ``config`` and a client pointed at it."""
+    async with (
+        Emulator(EmulatorConfig(**config)) as emu,
+        AsyncClient(key, base_url=emu.base_url, retry=RetryPolicy(attempts=10)) as client,
+    ):
+        yield emu, client

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +25,11 @@ from odiqueue import (
     RetryPolicy,
     instant_waits,
 )
-from odiqueue.testing import Emulator, EmulatorConfig
+from tests.conftest import emulated
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-batch-test-key-4242"
-
-
-@asynccontextmanager
-async def emulated(**config: Any) -> AsyncIterator[tuple[Emulator, AsyncClient]]:
-    async with (
-        Emulator(EmulatorConfig(**config)) as emu,
-        AsyncClient(KEY, base_url=emu.base_url, retry=RetryPolicy(attempts=10)) as client,
-    ):
-        yield emu, client
 
 
 async def collect(client: AsyncClient, items: Any, out: Path, **kw: Any) -> list[Outcome]:

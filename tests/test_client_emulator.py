@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -20,7 +17,6 @@ from odiqueue import (
     JobFailedError,
     PollPolicy,
     Queued,
-    RetryPolicy,
     Running,
     SubmissionUncertainError,
     Succeeded,
@@ -28,24 +24,16 @@ from odiqueue import (
     instant_waits,
 )
 from odiqueue.testing import Emulator, EmulatorConfig, Faults
+from tests.conftest import emulated
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-emulator-test-key-9876"
 
 
-@asynccontextmanager
-async def running(**config: Any) -> AsyncIterator[tuple[Emulator, AsyncClient]]:
-    async with (
-        Emulator(EmulatorConfig(**config)) as emu,
-        AsyncClient(KEY, base_url=emu.base_url, retry=RetryPolicy(attempts=10)) as client,
-    ):
-        yield emu, client
-
-
 async def test_quickstart_generate_and_download(tmp_path: Path) -> None:
     """generate() then download() gives a real image of the requested format and size."""
-    async with running() as (emu, client):
+    async with emulated() as (emu, client):
         with instant_waits():
             result = await client.generate(
                 ImageRequest("a red apple", size="1536x1024", output_format="webp", n=2)
@@ -68,7 +56,7 @@ async def test_quickstart_generate_and_download(tmp_path: Path) -> None:
 )
 async def test_every_result_shape_downloads(shape: str, tmp_path: Path) -> None:
     """Each result shape the emulator speaks yields a saved, decodable PNG."""
-    async with running(result_shape=shape) as (_, client):
+    async with emulated(result_shape=shape) as (_, client):
         with instant_waits():
             result = await client.generate("a pear")
             saved = await client.download(result.images[0], tmp_path / "pear.png")
@@ -80,7 +68,7 @@ async def test_every_result_shape_downloads(shape: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("submit_shape", ["documented", "terse"])
 async def test_status_spellings_and_submit_shapes(spelling: str, submit_shape: str) -> None:
     """Every status spelling and submit shape is followed to completion."""
-    async with running(status_spelling=spelling, submit_shape=submit_shape, progress=True) as (
+    async with emulated(status_spelling=spelling, submit_shape=submit_shape, progress=True) as (
         _,
         client,
     ):
@@ -91,7 +79,7 @@ async def test_status_spellings_and_submit_shapes(spelling: str, submit_shape: s
 
 async def test_not_ready_400_style() -> None:
     """A server answering 400 'still in progress' for unfinished results is waited out."""
-    async with running(not_ready_style="400", job_seconds=0.2) as (_, client):
+    async with emulated(not_ready_style="400", job_seconds=0.2) as (_, client):
         handle = await client.submit("a fig")
         assert await client.result(handle) is None
         with instant_waits():
@@ -119,7 +107,7 @@ async def test_poll_yields_each_change_until_terminal() -> None:
 @pytest.mark.parametrize("error_style", ["string", "object"])
 async def test_failed_job_raises_with_error_type(error_style: str) -> None:
     """A job that fails raises JobFailedError carrying the provider's message."""
-    async with running(error_style=error_style) as (_, client):
+    async with emulated(error_style=error_style) as (_, client):
         with instant_waits(), pytest.raises(JobFailedError) as caught:
             await client.generate("a cat [fail:CONTENT_BLOCKED]")
     assert caught.value.request_id
@@ -128,7 +116,7 @@ async def test_failed_job_raises_with_error_type(error_style: str) -> None:
 
 async def test_cancel_then_wait_raises_cancelled() -> None:
     """A cancelled job reads as cancelled; cancelling it again is ALREADY_COMPLETED."""
-    async with running(workers=1, job_seconds=60) as (_, client):
+    async with emulated(workers=1, job_seconds=60) as (_, client):
         handle = await client.submit("slow")
         assert await client.cancel(handle) is CancelOutcome.REQUESTED
         assert await client.cancel(handle) is CancelOutcome.ALREADY_COMPLETED
@@ -138,7 +126,7 @@ async def test_cancel_then_wait_raises_cancelled() -> None:
 
 async def test_deadline_cancels_on_server() -> None:
     """wait() past its deadline cancels the job on the server and says so."""
-    async with running(job_seconds=60) as (emu, client):
+    async with emulated(job_seconds=60) as (emu, client):
         handle = await client.submit("too slow")
         with pytest.raises(DeadlineExceededError):
             await client.wait(handle, deadline=0.3)
@@ -147,7 +135,7 @@ async def test_deadline_cancels_on_server() -> None:
 
 async def test_attach_by_id() -> None:
     """A job known only by id is followed to its images."""
-    async with running() as (_, client):
+    async with emulated() as (_, client):
         handle = await client.submit("by id")
         with instant_waits():
             result = await client.wait(client.attach(handle.request_id))
@@ -163,7 +151,7 @@ async def test_hundred_jobs_through_twenty_percent_faults() -> None:
         retry_after=0.01,
         calls=frozenset({"status", "result"}),
     )
-    async with running(faults=faults, workers=16) as (emu, client):
+    async with emulated(faults=faults, workers=16) as (emu, client):
         with instant_waits():
             async with anyio.create_task_group() as group:
                 results: list[int] = []
