@@ -39,7 +39,12 @@ EXIT_INTERRUPTED: Final = 130
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows defaults, except "None": those options say in words what applies when unset."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _choices(enum: type[Any]) -> list[str]:
@@ -49,30 +54,50 @@ def _choices(enum: type[Any]) -> list[str]:
 def _add_request_options(parser: argparse.ArgumentParser, *, for_every_row: bool) -> None:
     scope = " for every row (a row's own column wins)" if for_every_row else ""
     group = parser.add_argument_group("image parameters" + (" (defaults)" if for_every_row else ""))
-    group.add_argument("--size", choices=_choices(Size), help=f"image size{scope}")
-    group.add_argument("--quality", choices=_choices(Quality), help=f"quality{scope}")
-    group.add_argument("--background", choices=_choices(Background), help=f"background{scope}")
     group.add_argument(
-        "--format", dest="output_format", choices=_choices(OutputFormat), help=f"file format{scope}"
+        "--size", choices=_choices(Size), help=f"image size{scope} (API default: auto)"
+    )
+    group.add_argument(
+        "--quality", choices=_choices(Quality), help=f"quality{scope} (API default: auto)"
+    )
+    group.add_argument(
+        "--background",
+        choices=_choices(Background),
+        help=f"background{scope} (API default: auto)",
+    )
+    group.add_argument(
+        "--format",
+        dest="output_format",
+        choices=_choices(OutputFormat),
+        help=f"file format{scope} (API default: png)",
     )
     group.add_argument(
         "--compression",
         dest="output_compression",
         type=int,
         metavar="0-100",
-        help=f"jpeg/webp compression{scope}",
+        help=f"jpeg/webp compression{scope} (API default: 100)",
     )
-    group.add_argument("--n", type=int, metavar="1-10", help=f"images per prompt{scope}")
-    group.add_argument("--moderation", choices=_choices(Moderation), help=f"moderation{scope}")
+    group.add_argument(
+        "--n", type=int, metavar="1-10", help=f"images per prompt{scope} (API default: 1)"
+    )
+    group.add_argument(
+        "--moderation",
+        choices=_choices(Moderation),
+        help=f"moderation{scope} (API default: auto)",
+    )
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (the key comes from $ODIQUEUE_API_KEY)")
     group.add_argument(
-        "--provider", choices=sorted(PRESETS), default="odirouter", help="which service to use"
+        "--provider",
+        choices=sorted(PRESETS),
+        help="which service to use (default: $ODIQUEUE_BASE_URL if set, else odirouter)",
     )
     group.add_argument(
-        "--base-url", help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL)"
+        "--base-url",
+        help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL if set)",
     )
     group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
 
@@ -100,18 +125,25 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     gen.add_argument("input", type=Path, metavar="INPUT", help=".txt, .csv or .jsonl file")
-    gen.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    gen.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="output folder (required)"
+    )
     gen.add_argument(
         "--template",
-        help='prompt built from CSV/JSONL columns, e.g. "Studio photo of {name} in {color}"',
+        help='prompt built from CSV/JSONL columns, e.g. "Studio photo of {name} in {color}" '
+        "(default: the prompt column)",
     )
     _add_request_options(gen, for_every_row=True)
     _add_connection_options(gen)
     run = gen.add_argument_group("running")
     run.add_argument("--concurrency", type=int, default=64, help="jobs in flight at once")
-    run.add_argument("--rate", type=float, help="submits per second (default: no limit)")
+    run.add_argument(
+        "--rate", type=float, help="submits per second (default: none until the API asks)"
+    )
     run.add_argument("--max-retries", type=int, default=2, help="resubmits of a failed job")
-    run.add_argument("--timeout", type=float, metavar="SECONDS", help="per-job deadline")
+    run.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-job deadline (default: none)"
+    )
     run.add_argument("--overwrite", action="store_true", help="replace existing files")
     run.add_argument("--no-resume", action="store_true", help="start over, ignoring the manifest")
     run.add_argument(
