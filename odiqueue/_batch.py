@@ -15,8 +15,6 @@ for finish, then is raised once every outcome has been delivered.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import sys
@@ -37,7 +35,6 @@ from odiqueue._errors import (
     ConfigurationError,
     ContentPolicyError,
     DeadlineExceededError,
-    InvalidParameterError,
     InvalidRequestError,
     JobCancelledError,
     JobFailedError,
@@ -47,6 +44,7 @@ from odiqueue._errors import (
     SubmissionUncertainError,
 )
 from odiqueue._journal import Journal, KeyState, files_present
+from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
 from odiqueue._models import (
     BatchItem,
@@ -61,7 +59,8 @@ from odiqueue._models import (
     Queued,
     Succeeded,
 )
-from odiqueue._naming import DEFAULT_TEMPLATE, check_template, image_path, literal_template
+from odiqueue._naming import image_path, literal_template
+from odiqueue._options import BatchOptions
 from odiqueue._planner import BatchKnowledge, JobClock, next_poll
 from odiqueue._progress import Progress
 
@@ -71,16 +70,11 @@ if sys.version_info < (3, 11):
 if TYPE_CHECKING:
     from odiqueue._client import AsyncClient
 
-__all__ = ["Batch", "BatchOptions", "Item"]
+__all__ = ["Batch"]
 
 log = logging.getLogger("odiqueue")
 
-Item = str | ImageRequest | tuple[str, ImageRequest] | BatchItem
 
-DEFAULT_MAX_IN_FLIGHT: Final = 64
-DEFAULT_POLL_CONCURRENCY: Final = 32
-DEFAULT_MAX_JOB_RETRIES: Final = 2
-DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 _RESULT_TRIES: Final = 8
 #: Image downloads of one batch that run at once.
 DOWNLOAD_CONCURRENCY: Final = 16
@@ -90,38 +84,6 @@ REPLAN: Final = 1.0
 SCOUTS: Final = 8
 #: Errors after which the job is over on the server: a rerun submits the item again.
 _JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
-
-
-def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not value >= 1:
-        raise ConfigurationError(f"{attribute.name} must be at least 1, got {value!r}")
-
-
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not value > 0:
-        raise ConfigurationError(f"{attribute.name} must be above 0 (or None), got {value!r}")
-
-
-def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not value >= 0:
-        raise ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class BatchOptions:
-    """The knobs of :meth:`AsyncClient.generate_many` (see there)."""
-
-    max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
-    submit_rate: float | None = attrs.field(default=None, validator=_positive)
-    submit_burst: int = attrs.field(default=8, validator=_at_least_one)
-    poll_concurrency: int = attrs.field(default=DEFAULT_POLL_CONCURRENCY, validator=_at_least_one)
-    max_job_retries: int = attrs.field(default=DEFAULT_MAX_JOB_RETRIES, validator=_non_negative)
-    deadline: float | None = attrs.field(default=None, validator=_non_negative)
-    name_template: str = attrs.field(default=DEFAULT_TEMPLATE, converter=check_template)
-    overwrite: bool = False
-    resume: bool = True
-    keep_remote: bool = False
-    cancel_timeout: float = attrs.field(default=DEFAULT_CANCEL_TIMEOUT, validator=_non_negative)
 
 
 @attrs.define
@@ -189,8 +151,7 @@ class Batch:
         self._started = 0.0
         self._fatal: OdiqueueError | None = None
         self._task_group: TaskGroup | None = None
-        self._seen_keys: set[bytes] = set()
-        self._occurrences: dict[bytes, int] = {}
+        self._keys = ItemKeys()
 
     # --- the caller's side -----------------------------------------------------------------
 
@@ -277,9 +238,9 @@ class Batch:
 
     def _prepare(self, item: Item, index: int) -> _Work | Outcome:
         """Turn one input item into work, or into an outcome an earlier run already decided."""
-        key, request = self._identify(item, index)
+        key, request = self._keys.identify(item, index)
         if request is None:
-            return Outcome(key=key, index=index, request=ImageRequest("?"), error=_bad_item(item))
+            return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
         state = self._states.pop(key, None)
         work = _Work(key=key, index=index, request=request)
         if isinstance(item, BatchItem) and item.name:
@@ -328,38 +289,6 @@ class Batch:
             )
         work.attempts = state.attempt
         return self._check_free(work)
-
-    def _identify(self, item: Item, index: int) -> tuple[str, ImageRequest | None]:
-        if isinstance(item, BatchItem):
-            if item.key is None:
-                return self._identify(item.request, index)
-            return self._identify((item.key, item.request), index)
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], ImageRequest):
-            key = item[0]
-            if not isinstance(key, str) or not key.strip():
-                raise TypeError(f"item {index}: the key must be a non-empty string, got {key!r}")
-            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()
-            if digest in self._seen_keys:
-                raise ValueError(f"item {index}: the key {key!r} was used by an earlier item")
-            self._seen_keys.add(digest)
-            return key, item[1]
-        if isinstance(item, str):
-            try:
-                request = ImageRequest(item)
-            except InvalidParameterError:
-                return f"item-{index}", None
-        elif isinstance(item, ImageRequest):
-            request = item
-        else:
-            raise TypeError(
-                f"item {index}: expected a prompt string, an ImageRequest or a "
-                f"(key, ImageRequest) pair, got {type(item).__name__}"
-            )
-        body = json.dumps(_wire.request_to_json(request), sort_keys=True)
-        digest = hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=12).digest()
-        occurrence = self._occurrences.get(digest, 0)
-        self._occurrences[digest] = occurrence + 1
-        return f"{digest.hex()[:16]}-{occurrence}", request
 
     def _check_free(self, work: _Work) -> _Work | Outcome:
         """Refuse, before paying, an item whose files would overwrite existing ones."""
@@ -751,14 +680,6 @@ def _failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
         "error_type": getattr(error, "error_type", None),
         "permanent": permanent,
     }
-
-
-def _bad_item(item: object) -> OdiqueueError:
-    try:
-        ImageRequest(item)  # type: ignore[arg-type]
-    except InvalidParameterError as exc:
-        return exc
-    return OdiqueueError(f"invalid item {item!r}")  # pragma: no cover
 
 
 def _remove_parts(out_dir: Path) -> None:

@@ -26,15 +26,7 @@ import attrs
 from yarl import URL
 
 from odiqueue import _backoff, _wire
-from odiqueue._batch import (
-    DEFAULT_CANCEL_TIMEOUT,
-    DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_MAX_JOB_RETRIES,
-    DEFAULT_POLL_CONCURRENCY,
-    Batch,
-    BatchOptions,
-    Item,
-)
+from odiqueue._batch import Batch
 from odiqueue._config import (
     DEFAULT_MODEL,
     Limits,
@@ -56,6 +48,7 @@ from odiqueue._errors import (
     TransportError,
 )
 from odiqueue._http import Transport, retryable
+from odiqueue._keys import Item
 from odiqueue._models import (
     Cancelled,
     CancelOutcome,
@@ -68,6 +61,13 @@ from odiqueue._models import (
     Running,
 )
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._options import (
+    DEFAULT_CANCEL_TIMEOUT,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_JOB_RETRIES,
+    DEFAULT_POLL_CONCURRENCY,
+    BatchOptions,
+)
 from odiqueue._progress import Progress
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 

@@ -1,0 +1,76 @@
+"""Which item is which across runs: keys for batch items, and the checks on them.
+
+An item's key is its identity in the manifest, so a rerun recognises it. A caller's own key
+is used as given (and must be unique); otherwise the key is a hash of the request plus how
+many identical requests came before it, which is stable as long as the input is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from odiqueue import _wire
+from odiqueue._errors import InvalidParameterError, OdiqueueError
+from odiqueue._models import BatchItem, ImageRequest
+
+__all__ = ["Item", "ItemKeys", "bad_item"]
+
+Item = str | ImageRequest | tuple[str, ImageRequest] | BatchItem
+
+
+class ItemKeys:
+    """Assigns keys to a batch's items in order; remembers digests, not the items."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+        self._occurrences: dict[bytes, int] = {}
+
+    def identify(self, item: Item, index: int) -> tuple[str, ImageRequest | None]:
+        """The item's key and request (None for a prompt that is not a valid request).
+
+        Raises ``TypeError`` for an item of the wrong shape and ``ValueError`` for a key an
+        earlier item already used, naming the item's position.
+        """
+        if isinstance(item, BatchItem):
+            if item.key is None:
+                return self.identify(item.request, index)
+            return self.identify((item.key, item.request), index)
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], ImageRequest):
+            key = item[0]
+            if not isinstance(key, str) or not key.strip():
+                raise TypeError(f"item {index}: the key must be a non-empty string, got {key!r}")
+            digest = _digest(key)
+            if digest in self._seen:
+                raise ValueError(f"item {index}: the key {key!r} was used by an earlier item")
+            self._seen.add(digest)
+            return key, item[1]
+        if isinstance(item, str):
+            try:
+                request = ImageRequest(item)
+            except InvalidParameterError:
+                return f"item-{index}", None
+        elif isinstance(item, ImageRequest):
+            request = item
+        else:
+            raise TypeError(
+                f"item {index}: expected a prompt string, an ImageRequest or a "
+                f"(key, ImageRequest) pair, got {type(item).__name__}"
+            )
+        digest = _digest(json.dumps(_wire.request_to_json(request), sort_keys=True))
+        occurrence = self._occurrences.get(digest, 0)
+        self._occurrences[digest] = occurrence + 1
+        return f"{digest.hex()[:16]}-{occurrence}", request
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+
+
+def bad_item(item: object) -> OdiqueueError:
+    """The error that says why a prompt is not a valid request."""
+    try:
+        ImageRequest(item)  # type: ignore[arg-type]
+    except InvalidParameterError as exc:
+        return exc
+    return OdiqueueError(f"invalid item {item!r}")  # pragma: no cover
