@@ -100,24 +100,19 @@ def poll_delay(
     policy: PollPolicy,
     rng: random.Random,
     *,
-    expected_remaining: float | None = None,
     initial: float | None = None,
 ) -> float:
     """The wait before the next status request of one job.
 
     ``polls`` is how many status requests the job has had. The base interval grows
-    geometrically from ``policy.initial`` to ``policy.maximum``. A queued job with ``position``
-    jobs ahead waits at least ``position * seconds_per_position``. When the caller knows how
-    long the job should still take (``expected_remaining``, e.g. from jobs already finished),
-    the wait aims just past that moment instead of overshooting it. ``initial`` overrides
-    the policy's first interval. The result is spread by ``policy.jitter`` and never exceeds
-    ``policy.maximum``.
+    geometrically from ``policy.initial`` (or ``initial``) to ``policy.maximum``. A queued
+    job with ``position`` jobs ahead waits at least ``position * seconds_per_position``. The
+    result is spread by ``policy.jitter`` and never exceeds ``policy.maximum``. (A batch
+    knows more about its jobs and plans with ``_planner.next_poll``, which falls back here.)
     """
     base = (policy.initial if initial is None else initial) * policy.multiplier ** min(polls, 64)
     if isinstance(status, Queued) and status.position:
         base = max(base, status.position * policy.seconds_per_position)
-    if expected_remaining is not None:
-        base = min(base, max(expected_remaining, policy.initial))
     base = min(base, policy.maximum)
     spread = base * policy.jitter
     return min(policy.maximum, max(0.0, base + rng.uniform(-spread, spread)))

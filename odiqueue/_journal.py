@@ -170,10 +170,3 @@ def files_present(out_dir: Path, state: KeyState) -> bool:
         )
     except (OSError, KeyError, TypeError):
         return False
-
-
-def check_out_dir(out_dir: Path) -> Path:
-    """``out_dir`` as a usable folder path (created later, on open)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigurationError(f"out_dir {out_dir} exists and is not a folder")
-    return out_dir

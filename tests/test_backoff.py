@@ -61,12 +61,12 @@ def test_poll_delay_far_back_in_queue_waits_longer() -> None:
     assert poll_delay(0, Queued("r", 0), policy, rng) == 0.5
 
 
-def test_poll_delay_aims_at_expected_completion() -> None:
-    """A known expected remaining time shortens a long wait to just that."""
+def test_poll_delay_initial_override() -> None:
+    """A caller may start the backoff from a shorter first interval."""
     policy = PollPolicy(initial=0.5, multiplier=2.0, jitter=0.0, maximum=10.0)
     rng = random.Random(0)
-    assert poll_delay(6, Running("r"), policy, rng, expected_remaining=1.5) == 1.5
-    assert poll_delay(6, Running("r"), policy, rng, expected_remaining=0.0) == 0.5
+    assert poll_delay(0, Running("r"), policy, rng, initial=0.05) == 0.05
+    assert poll_delay(2, Running("r"), policy, rng, initial=0.05) == 0.2
 
 
 def test_poll_delay_jitter_stays_in_band() -> None:

@@ -383,12 +383,21 @@ async def test_leaving_during_a_submit_still_records_and_cancels_the_job(tmp_pat
     """A submit in flight when the caller leaves completes, is recorded, then cancelled."""
     from odiqueue.testing import Faults
 
-    slow = Faults(rate_slow=1.0, slow_seconds=0.5, calls=frozenset({"submit"}))
+    slow = Faults(rate_slow=1.0, slow_seconds=1.0, calls=frozenset({"submit"}))
     async with emulated(faults=slow, job_seconds=60) as (emu, client):
-        with anyio.move_on_after(0.2):
-            async with client.generate_many(["a", "b"], tmp_path) as outcomes:
-                async for _ in outcomes:
-                    pass
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+
+                async def leave_once_both_posts_arrived() -> None:
+                    # The server has created both jobs; their replies are still held back.
+                    while emu.stats.jobs_created < 2:
+                        await anyio.sleep(0.01)
+                    scope.cancel()
+
+                group.start_soon(leave_once_both_posts_arrived)
+                async with client.generate_many(["a", "b"], tmp_path) as outcomes:
+                    async for _ in outcomes:
+                        pass
         jobs = list(emu.stats.jobs.values())
     assert len(jobs) == 2
     assert all(job.cancelled for job in jobs)
