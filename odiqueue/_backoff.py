@@ -101,16 +101,19 @@ def poll_delay(
     rng: random.Random,
     *,
     initial: float | None = None,
+    multiplier: float | None = None,
 ) -> float:
     """The wait before the next status request of one job.
 
     ``polls`` is how many status requests the job has had. The base interval grows
-    geometrically from ``policy.initial`` (or ``initial``) to ``policy.maximum``. A queued
+    geometrically (by ``policy.multiplier``, or ``multiplier``) from ``policy.initial`` (or
+    ``initial``) to ``policy.maximum``. A queued
     job with ``position`` jobs ahead waits at least ``position * seconds_per_position``. The
     result is spread by ``policy.jitter`` and never exceeds ``policy.maximum``. (A batch
     knows more about its jobs and plans with ``_planner.next_poll``, which falls back here.)
     """
-    base = (policy.initial if initial is None else initial) * policy.multiplier ** min(polls, 64)
+    growth = policy.multiplier if multiplier is None else multiplier
+    base = (policy.initial if initial is None else initial) * growth ** min(polls, 64)
     if isinstance(status, Queued) and status.position:
         base = max(base, status.position * policy.seconds_per_position)
     base = min(base, policy.maximum)

@@ -4,8 +4,8 @@ A single job's poll (``_backoff.poll_delay``) can only back off. A batch knows m
 long its finished jobs ran, and how fast jobs leave the server's queue. With that, a job
 far back in the queue sleeps until about when it should start running, and a running job
 sleeps until the earliest it is likely to end, then polls in fine steps, so the status
-requests cluster around the moment it completes. Until enough jobs have finished, the plain
-backoff applies.
+requests cluster around the moment it completes. Until the first job has finished, the plain
+backoff applies (faster for a few scout jobs).
 
 Nothing here sleeps or reads a clock: times come in as arguments, randomness as a
 ``random.Random``, so tests check the numbers directly.
@@ -26,24 +26,40 @@ from odiqueue._models import JobStatus, Queued, Running
 
 __all__ = ["BatchKnowledge", "JobClock", "next_poll"]
 
-#: Finished jobs needed before their durations are trusted.
-MIN_SAMPLES: Final = 3
+#: Finished jobs needed before their durations are used. One is enough to plan on: the first
+#: job to finish is the shortest of its wave, so the plan it gives polls a little too often,
+#: never too late, and the estimate sharpens with every further job.
+MIN_SAMPLES: Final = 1
 #: Finished jobs needed before the rate at which they finish is trusted (a rate from a
 #: handful of completions can be off several times over, and a queued job sleeps on it).
 MIN_RATE_SAMPLES: Final = 8
 #: The polling step near a job's end, as a fraction of the median run time (and, past
 #: LATE_QUANTILE, of the job's age): the detection lag never exceeds it.
-FINE_STEP: Final = 0.095
+FINE_STEP: Final = 0.08
 #: Run times beyond this quantile count as outliers (steps grow with age).
-LATE_QUANTILE: Final = 0.95
+LATE_QUANTILE: Final = 0.98
+#: ...but never below this many median run times, so that a handful of early samples (whose
+#: largest is the "late" mark) does not turn the rest of the first wave into outliers.
+LATE_FLOOR: Final = 1.6
 #: The duration quantile at which fine polling starts.
 EARLY_QUANTILE: Final = 0.04
 #: The share of a queued job's expected wait it sleeps before looking again.
 QUEUE_AIM: Final = 0.6
 #: A queued job looks at least once per this many median run times, whatever the estimate.
 QUEUE_LOOK: Final = 1.5
-#: How much sooner than ``PollPolicy.initial`` a scout job first polls.
+#: How much sooner than ``PollPolicy.initial`` a scout job first polls...
 SCOUT_FACTOR: Final = 0.1
+#: ...and how fast its interval grows: slowly, because until the first job ends nothing is
+#: known, and the look that sees that end wakes every other job's plan.
+SCOUT_MULTIPLIER: Final = 1.25
+#: When the queue is the batch's own (it moves only as the batch's jobs end), a queued job
+#: is woken by those ends and polled once enough have ended for it to have started: its
+#: timed look is then only a backstop, this share of the way past its expected start...
+QUEUE_BACKSTOP: Final = 1.5
+#: ...and at most this many median run times away.
+QUEUE_BACKSTOP_LOOK: Final = 10.0
+#: A queue counts as the batch's own when the batch's ends explain this share of its moves.
+OWN_QUEUE_SHARE: Final = 0.8
 #: A start seen within this fraction of the median is sharp enough to learn from.
 SHARP_START: Final = 0.25
 _WINDOW: Final = 256
@@ -56,9 +72,10 @@ class BatchKnowledge:
     _durations: list[float] = attrs.field(factory=list)
     _recent: deque[float] = attrs.field(factory=lambda: deque(maxlen=_WINDOW))
     _finished: deque[float] = attrs.field(factory=lambda: deque(maxlen=64))
-    _moves: deque[tuple[int, float]] = attrs.field(factory=lambda: deque(maxlen=_WINDOW))
+    _moves: deque[tuple[int, float, int]] = attrs.field(factory=lambda: deque(maxlen=_WINDOW))
     _moved: int = 0
     _moving: float = 0.0
+    _ours: int = 0
 
     def record(self, duration: float, finished_at: float, uncertainty: float = 0.0) -> None:
         """Learn one finished job: its estimated run time and when it finished.
@@ -83,17 +100,26 @@ class BatchKnowledge:
             return None
         return self._durations[min(int(q * len(self._durations)), len(self._durations) - 1)]
 
-    def record_queue_move(self, positions: int, seconds: float) -> None:
-        """Learn that a queued job moved ``positions`` places forward in ``seconds``."""
+    def record_queue_move(self, positions: int, seconds: float, ours: int = 0) -> None:
+        """Learn that a queued job moved ``positions`` places forward in ``seconds``, while
+        ``ours`` of the batch's own jobs ended."""
         if seconds <= 0 or positions < 0:
             return
         if len(self._moves) == self._moves.maxlen:
-            old_positions, old_seconds = self._moves[0]
+            old_positions, old_seconds, old_ours = self._moves[0]
             self._moved -= old_positions
             self._moving -= old_seconds
-        self._moves.append((positions, seconds))
+            self._ours -= old_ours
+        ours = min(max(ours, 0), positions)
+        self._moves.append((positions, seconds, ours))
         self._moved += positions
         self._moving += seconds
+        self._ours += ours
+
+    def queue_is_ours(self) -> bool:
+        """Whether the queue moves only as the batch's own jobs end (no other tenants seen),
+        so that counting those ends tells a queued job when it starts."""
+        return self._moved >= MIN_RATE_SAMPLES and self._ours >= OWN_QUEUE_SHARE * self._moved
 
     def queue_rate(self) -> float | None:
         """Queue positions the server clears per second, from queued jobs' own moves."""
@@ -119,24 +145,40 @@ class JobClock:
     last_queued_at: float | None = None
     last_position: int | None = None
     running_seen_at: float | None = None
+    #: The batch's count of ended jobs when the job was last seen queued.
+    ended_at_look: int = 0
+    #: A window narrower than the looks' in which the job is known to have started.
+    start_window: tuple[float, float] | None = None
 
-    def observe(self, status: JobStatus, now: float) -> None:
-        """Record one status reply received at ``now``."""
+    def observe(self, status: JobStatus, now: float, ended: int = 0) -> None:
+        """Record one status reply received at ``now``; ``ended`` is the batch's count of
+        ended jobs at that moment."""
         self.polls += 1
         if isinstance(status, Queued):
             self.last_queued_at = now
             self.last_position = status.position
+            self.ended_at_look = ended
         elif self.running_seen_at is None:
             self.running_seen_at = now
         self.last_poll_at = now
 
     def started_at(self) -> float | None:
         """Best estimate of when the job started running: the middle of the gap between the
-        last poll that saw it queued (or its submission) and the first that saw it running."""
+        last poll that saw it queued (or its submission) and the first that saw it running,
+        or of the narrower window :meth:`date_start` gave."""
         if self.running_seen_at is None:
             return None
+        if self.start_window is not None:
+            return sum(self.start_window) / 2
         before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
         return (before + self.running_seen_at) / 2
+
+    def date_start(self, earliest: float, latest: float) -> None:
+        """Narrow the window in which the job started (kept inside what the looks show)."""
+        before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
+        seen = self.running_seen_at if self.running_seen_at is not None else latest
+        low = min(max(earliest, before), seen)
+        self.start_window = (low, max(min(latest, seen), low))
 
     def start_uncertainty(self, now: float) -> float:
         """How wide the window is in which the job started, as seen at ``now``.
@@ -144,6 +186,8 @@ class JobClock:
         A job never seen running started somewhere between its last queued sighting (or its
         submission) and now.
         """
+        if self.start_window is not None:
+            return self.start_window[1] - self.start_window[0]
         before = self.last_queued_at if self.last_queued_at is not None else self.submitted_at
         seen = self.running_seen_at if self.running_seen_at is not None else now
         return seen - before
@@ -172,8 +216,16 @@ def next_poll(
     """
     median = known.quantile(0.5)
     if median is None:
-        first = policy.initial * SCOUT_FACTOR if scout else None
-        return poll_delay(clock.polls, status, policy, rng, initial=first)
+        if scout:
+            return poll_delay(
+                clock.polls,
+                status,
+                policy,
+                rng,
+                initial=policy.initial * SCOUT_FACTOR,
+                multiplier=SCOUT_MULTIPLIER,
+            )
+        return poll_delay(clock.polls, status, policy, rng)
     step = max(FINE_STEP * median, 0.01)
     early = known.quantile(EARLY_QUANTILE) or median
     if status is None:
@@ -190,21 +242,25 @@ def next_poll(
         # It starts once the jobs ahead of it have left the queue. Looking again part of
         # the way there, rather than at the predicted moment, keeps an early (and so low)
         # rate estimate from making it sleep past its start: each look narrows the window
-        # in which it started, which the end estimate rests on.
-        wait = max(QUEUE_AIM * (status.position + 1) / rate, step)
-        return _spread(min(wait, QUEUE_LOOK * median, policy.maximum), policy, rng)
+        # in which it started, which the end estimate rests on. When the queue is the
+        # batch's own, the batch wakes the job as its jobs end, and this is a backstop.
+        aim, look = QUEUE_AIM, QUEUE_LOOK
+        if known.queue_is_ours():
+            aim, look = QUEUE_BACKSTOP, QUEUE_BACKSTOP_LOOK
+        wait = max(aim * (status.position + 1) / rate, step)
+        return _spread(min(wait, look * median, policy.maximum), policy, rng)
     start = clock.started_at()
     if isinstance(status, Running) and start is not None:
         until_early = start + early - now
         if until_early > step:
             return _spread(min(until_early, policy.maximum), policy, rng)
         # Past the early mark, look in even steps of a tenth of the typical run (the
-        # detection lag never exceeds a step), and in steps that grow with the job's age
-        # once it has outlived nearly every job seen, so an outlier that runs ten times
-        # the median costs a few more looks, not hundreds.
+        # detection lag never exceeds a step). Once the job has outlived nearly every job
+        # seen, the steps grow with the square of its age: however long an outlier runs,
+        # it costs at most about late/step more looks in all.
         age = now - start
-        late = known.quantile(LATE_QUANTILE) or median
-        wait = step if age <= late else FINE_STEP * age
+        late = max(known.quantile(LATE_QUANTILE) or median, LATE_FLOOR * median)
+        wait = step if age <= late else step * (age / late) ** 2
         return min(wait, policy.maximum)
     return poll_delay(clock.polls, status, policy, rng)
 

@@ -441,3 +441,31 @@ async def test_long_keys_keep_every_image(tmp_path: Path) -> None:
     assert outcome.ok
     assert len(set(outcome.paths)) == 2
     assert all(p.exists() and len(p.name.encode()) <= 200 for p in outcome.paths)
+
+
+async def test_queued_jobs_are_dated_by_the_ends_ahead_of_them(tmp_path: Path) -> None:
+    """On the batch's own queue, a job waiting far back is not looked at again and again:
+    it is woken once as many jobs have ended as were ahead of it, and its start is dated
+    from those ends, far closer than the middle of the long gap between its looks."""
+    async with emulated(workers=4, job_seconds=3, time_scale=0.1, seed=3) as (emu, client):
+        outcomes = await collect(
+            client, (f"product {i}" for i in range(48)), tmp_path, max_in_flight=48
+        )
+        jobs = {job.request_id: job for job in emu.stats.jobs.values()}
+    assert all(o.ok for o in outcomes)
+    waited = [
+        (o, job)
+        for o in outcomes
+        if (job := jobs[o.request_id or ""]).started_at != job.submitted_at
+    ]
+    assert len(waited) >= 40
+    queue_looks = [job.status_polls for _, job in waited]
+    assert sum(queue_looks) / len(queue_looks) <= 3  # 5 to 6 when it looked on a timer
+    errors = []
+    for o, job in waited[len(waited) // 2 :]:  # by then the batch knows the queue is its own
+        assert o.started_at is not None
+        assert job.started_at is not None
+        errors.append(abs(o.started_at - job.started_at))
+    # Each of these waited seconds between its looks: the midpoint is off by over half a
+    # second. The ends date it within a small fraction of a run (0.3 s).
+    assert sum(errors) / len(errors) < 0.1

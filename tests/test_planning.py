@@ -13,9 +13,13 @@ from odiqueue._limiter import RateLimiter
 from odiqueue._naming import check_template, image_path, safe_component
 from odiqueue._planner import (
     FINE_STEP,
+    LATE_FLOOR,
     QUEUE_AIM,
+    QUEUE_BACKSTOP,
+    QUEUE_BACKSTOP_LOOK,
     QUEUE_LOOK,
     SCOUT_FACTOR,
+    SCOUT_MULTIPLIER,
     BatchKnowledge,
     JobClock,
     next_poll,
@@ -86,12 +90,24 @@ def test_running_job_near_its_end_polls_in_fine_steps() -> None:
 
 
 def test_outliers_poll_in_steps_that_grow() -> None:
-    """A job running ten times the median polls in proportion to its age, not every step."""
+    """Past the late mark the steps grow with the square of the age, so even a job that runs
+    a hundred times the median costs a bounded number of looks, not thousands."""
     known = learned([2.0] * 10)
+    policy = PollPolicy(initial=0.5, multiplier=1.5, maximum=1000.0, jitter=0.0)
     clock = JobClock(submitted_at=0.0)
     clock.observe(Running("r"), 0.0)
-    wait = next_poll(clock, Running("r"), 20.0, known, POLICY, random.Random(0))
-    assert wait == pytest.approx(FINE_STEP * 20.0)
+    late = LATE_FLOOR * 2.0
+    assert next_poll(clock, Running("r"), late, known, policy, random.Random(0)) == (
+        pytest.approx(FINE_STEP * 2.0)
+    )
+    assert next_poll(clock, Running("r"), 2 * late, known, policy, random.Random(0)) == (
+        pytest.approx(4 * FINE_STEP * 2.0)
+    )
+    now, looks = late, 0
+    while now < 200.0:
+        now += next_poll(clock, Running("r"), now, known, policy, random.Random(0))
+        looks += 1
+    assert looks <= 1.5 * late / (FINE_STEP * 2.0)  # 24 here; one step each would be 1230
 
 
 def test_queued_job_looks_again_before_its_turn() -> None:
@@ -246,3 +262,62 @@ def test_scouts_poll_early_while_the_batch_knows_nothing() -> None:
     assert (
         next_poll(clock, None, 0.0, known, POLICY, random.Random(0), scout=True) == POLICY.initial
     )
+
+
+def test_scouts_back_off_slowly() -> None:
+    """A scout's interval grows by SCOUT_MULTIPLIER, not the policy's faster multiplier."""
+    clock = JobClock(submitted_at=0.0)
+    waits = []
+    for now in (0.0, 1.0, 2.0):
+        waits.append(
+            next_poll(
+                clock, Running("r"), now, BatchKnowledge(), POLICY, random.Random(0), scout=True
+            )
+        )
+        clock.observe(Running("r"), now)
+    first = POLICY.initial * SCOUT_FACTOR
+    assert waits == pytest.approx([first, first * SCOUT_MULTIPLIER, first * SCOUT_MULTIPLIER**2])
+
+
+def test_one_finished_job_is_enough_to_plan_on() -> None:
+    """The first end already gives fine steps (on its run time, the wave's shortest)."""
+    known = learned([1.5])
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Running("r"), 0.0)
+    assert next_poll(clock, Running("r"), 2.0, known, POLICY, random.Random(0)) == (
+        pytest.approx(FINE_STEP * 1.5)
+    )
+
+
+def test_own_queue_is_told_from_a_shared_one() -> None:
+    """A queue that moves as fast as the batch's own jobs end is the batch's own: a queued
+    job then only keeps a distant backstop look. One that moves faster has other tenants."""
+    own, shared = learned([2.0] * 10), learned([2.0] * 10)
+    for _ in range(4):
+        own.record_queue_move(4, 1.0, ours=4)
+        shared.record_queue_move(4, 1.0, ours=1)
+    assert own.queue_is_ours()
+    assert not shared.queue_is_ours()
+    assert not learned([2.0]).queue_is_ours()  # nothing seen yet
+    clock = JobClock(submitted_at=0.0)
+    assert next_poll(clock, Queued("r", 7), 0.0, shared, POLICY, random.Random(0)) == (
+        pytest.approx(QUEUE_AIM * 8 / 4)
+    )
+    assert next_poll(clock, Queued("r", 7), 0.0, own, POLICY, random.Random(0)) == (
+        pytest.approx(QUEUE_BACKSTOP * 8 / 4)
+    )
+    policy = PollPolicy(initial=0.5, maximum=1000.0, jitter=0.0)
+    far = next_poll(clock, Queued("r", 1000), 0.0, own, policy, random.Random(0))
+    assert far == pytest.approx(QUEUE_BACKSTOP_LOOK * 2.0)
+
+
+def test_a_start_dated_from_ends_stays_within_the_looks() -> None:
+    """A narrower start window replaces the looks' midpoint, clamped to what they show."""
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Queued("r", 3), 1.0)
+    clock.observe(Running("r"), 9.0)
+    clock.date_start(6.9, 7.1)
+    assert clock.started_at() == pytest.approx(7.0)
+    assert clock.start_uncertainty(now=12.0) == pytest.approx(0.2)
+    clock.date_start(0.0, 20.0)  # wider than the looks allow
+    assert clock.start_window == (1.0, 9.0)
