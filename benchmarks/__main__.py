@@ -63,6 +63,7 @@ def _figures(
         "lag_p95_x_median": round(_pct(lags, 0.95) / median_run, 3) if median_run else None,
         "ideal_s": round(span, 3) if span is not None else None,
         "faults_injected": sum(stats.get("faults_injected", {}).values()),
+        "gave_up_after_s": run.get("gave_up_after"),
     }
 
 
@@ -70,7 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument("--only", nargs="*", help="scenario numbers to run (default: all)")
+    parser.add_argument(
+        "--table", action="store_true", help="print the table of benchmarks/results.json and stop"
+    )
     args = parser.parse_args()
+    if args.table:
+        print(_table(json.loads((HERE / "results.json").read_text())))
+        return
     scale = 0.1 if args.quick else 1.0
     only = set(args.only or ["1", "2", "3", "4", "5"])
     results: dict[str, Any] = {"seed": SEED, "machine": _machine(), "scenarios": {}}
@@ -198,17 +205,28 @@ def _table(results: dict[str, Any]) -> str:
     for key, block in results["scenarios"].items():
         for row in block.get("rows", []):
             ideal = row.get("ideal_s")
-            ratio = f"{row['wall_s'] / ideal:.3f}" if ideal else "-"
+            stalled = row["stalled"]
+            ratio = f"{row['wall_s'] / ideal:.3f}" if ideal and not stalled else "-"
+            gave_up = row.get("gave_up_after_s") or row["wall_s"]
             saved = f"{row['images_saved']}/{row['images_expected']}" + (
-                " stalled" if row["stalled"] else ""
+                f" in {gave_up:.0f} s" if stalled else ""
             )
             dup = max(row["jobs_created"] - block.get("jobs", row["jobs_created"]), 0)
-            lines.append(
-                f"| {key} {block['title']} | {row['contender']} | {row['jobs_per_s']} | {ratio} "
-                f"| {row['polls_per_job']} | {row['requests_per_job']} "
-                f"| {row['lag_p95_x_median']} "
-                f"| {row['cpu_s_per_1000_jobs']} | {row['peak_rss_mb']} | {saved} | {dup} |"
-            )
+            done = "-" if stalled else None
+            cells = [
+                f"{key} {block['title']}",
+                row["contender"],
+                "stalled" if stalled else row["jobs_per_s"],
+                ratio,
+                done or row["polls_per_job"],
+                done or row["requests_per_job"],
+                row["lag_p95_x_median"] if row["lag_p95_x_median"] is not None else "-",
+                row["cpu_s_per_1000_jobs"],
+                row["peak_rss_mb"],
+                saved,
+                dup,
+            ]
+            lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return "\n".join(lines)
 
 

@@ -43,12 +43,21 @@ async def main() -> None:
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(job.jobs)]
         done, pending = await asyncio.wait(tasks, timeout=job.bound)
+        gave_up = time.monotonic() - started
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     saved = sum(t.result() for t in done if not t.exception())
     failed = sum(1 for t in done if t.exception())
-    report(started, saved, failed, stalled=bool(pending), unfinished=len(pending))
+    # Cancelling what is left can take its pool far longer than the bound: both are reported.
+    report(
+        started,
+        saved,
+        failed,
+        stalled=bool(pending),
+        unfinished=len(pending),
+        gave_up_after=round(gave_up, 1),
+    )
 
 
 if __name__ == "__main__":

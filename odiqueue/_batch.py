@@ -15,12 +15,10 @@ for finish, then is raised once every outcome has been delivered.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -63,7 +61,13 @@ from odiqueue._models import (
 )
 from odiqueue._naming import image_path, literal_template
 from odiqueue._options import BatchOptions
-from odiqueue._planner import BatchKnowledge, JobClock, next_poll
+from odiqueue._planner import (
+    BatchKnowledge,
+    JobClock,
+    next_poll,
+    start_from_ends,
+    started_by_count,
+)
 from odiqueue._progress import Progress
 
 if sys.version_info < (3, 11):
@@ -82,8 +86,6 @@ _RESULT_TRIES: Final = 8
 DOWNLOAD_CONCURRENCY: Final = 16
 #: Seconds between re-plans of a sleeping job's next poll.
 REPLAN: Final = 1.0
-#: Ends remembered for dating starts (a queued job counts back at most this far).
-_ENDS_KEPT: Final = 4096
 #: Jobs that poll eagerly while the batch knows nothing of its job durations yet.
 SCOUTS: Final = 8
 #: Errors after which the job is over on the server: a rerun submits the item again.
@@ -146,11 +148,8 @@ class Batch:
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._known = BatchKnowledge()
         self._warm = anyio.Event()
-        # Jobs of this batch seen ending (with when each most likely ended, and give or
-        # take how much), and an event set and replaced at each end: on the batch's own
-        # queue, a queued job counts them to know when it starts.
-        self._ended = 0
-        self._ends: deque[tuple[float, float]] = deque(maxlen=_ENDS_KEPT)
+        # Set and replaced at each end the batch sees: on the batch's own queue, a queued
+        # job counts the ends to know when it starts.
         self._an_end = anyio.Event()
         self._scouts = SCOUTS
         self._rng = random.Random()
@@ -460,43 +459,19 @@ class Batch:
                 self._known.record_queue_move(
                     clock.last_position - status.position,
                     now - clock.last_queued_at,
-                    ours=self._ended - clock.ended_at_look,
+                    ours=self._known.ended - clock.ended_at_look,
                 )
             if not isinstance(status, Queued) and clock.running_seen_at is None:
-                self._date_start(clock, now)
-            clock.observe(status, now, ended=self._ended)
+                window = start_from_ends(clock, self._known, now)
+                if window is not None:
+                    clock.date_start(*window)
+            clock.observe(status, now, ended=self._known.ended)
             self._shift(work, "queued" if isinstance(status, Queued) else "running")
 
-    def _note_end(self, at: float, give_or_take: float) -> None:
-        self._ended += 1
-        self._ends.append((at, give_or_take))
+    def _note_end(self, at: float, margin: float) -> None:
+        self._known.record_end(at, margin)
         an_end, self._an_end = self._an_end, anyio.Event()
         an_end.set()
-
-    def _date_start(self, clock: JobClock, now: float) -> None:
-        """Date a job first seen running from the ends counted since it was last queued.
-
-        On the batch's own queue, a job ``p`` places back starts when the ``p + 1``-th job
-        after that look ends: its start is that end, known within the end's own margin,
-        however long ago the job was last looked at.
-        """
-        position, looked = clock.last_position, clock.last_queued_at
-        if position is None or looked is None or not self._known.queue_is_ours():
-            return
-        since = self._ended - clock.ended_at_look
-        if since > len(self._ends):
-            return  # forgotten (a very long wait): the looks alone date it
-        ends = sorted(
-            end
-            for end in itertools.islice(self._ends, len(self._ends) - since, None)
-            if end[0] >= looked
-        )
-        if len(ends) > position:
-            at, margin = ends[position]
-            clock.date_start(at - margin, at + margin)
-        elif ends:
-            # Its end has not been seen yet: it started after the last one that has.
-            clock.date_start(ends[-1][0], now)
 
     async def _wait_for_next_look(
         self, clock: JobClock, status: JobStatus | None, scout: bool
@@ -510,7 +485,7 @@ class Batch:
 
         A queued job also counts the batch's jobs that end: each frees a worker or a place
         ahead of it, so once one more has ended than there were jobs ahead, it has started,
-        and is looked at (see ``_date_start``).
+        and is looked at (see ``_planner.start_from_ends``).
         """
         last_look = clock.last_poll_at if clock.last_poll_at is not None else clock.submitted_at
         while True:
@@ -520,11 +495,9 @@ class Batch:
             wait = last_look + delay - anyio.current_time()
             if wait <= 0:
                 return
-            event = self._warm
-            if isinstance(status, Queued) and status.position is not None:
-                if self._ended - clock.ended_at_look > status.position:
-                    return
-                event = self._an_end
+            if started_by_count(clock, status, self._known):
+                return
+            event = self._an_end if isinstance(status, Queued) else self._warm
             await _backoff.sleep_until_set(min(wait, REPLAN), event)
 
     async def _collect(self, work: _Work) -> Outcome:

@@ -14,6 +14,7 @@ Nothing here sleeps or reads a clock: times come in as arguments, randomness as 
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 from collections import deque
 from typing import Final
@@ -24,7 +25,7 @@ from odiqueue._backoff import poll_delay
 from odiqueue._config import PollPolicy
 from odiqueue._models import JobStatus, Queued, Running
 
-__all__ = ["BatchKnowledge", "JobClock", "next_poll"]
+__all__ = ["BatchKnowledge", "JobClock", "next_poll", "start_from_ends", "started_by_count"]
 
 #: Finished jobs needed before their durations are used. One is enough to plan on: the first
 #: job to finish is the shortest of its wave, so the plan it gives polls a little too often,
@@ -63,6 +64,8 @@ OWN_QUEUE_SHARE: Final = 0.8
 #: A start seen within this fraction of the median is sharp enough to learn from.
 SHARP_START: Final = 0.25
 _WINDOW: Final = 256
+#: Ends remembered for dating starts (a queued job counts back at most this far).
+_ENDS_KEPT: Final = 4096
 
 
 @attrs.define
@@ -76,6 +79,9 @@ class BatchKnowledge:
     _moved: int = 0
     _moving: float = 0.0
     _ours: int = 0
+    _ends: deque[tuple[float, float]] = attrs.field(factory=lambda: deque(maxlen=_ENDS_KEPT))
+    #: How many of the batch's jobs have been seen ending (succeeded, failed or cancelled).
+    ended: int = 0
 
     def record(self, duration: float, finished_at: float, uncertainty: float = 0.0) -> None:
         """Learn one finished job: its estimated run time and when it finished.
@@ -93,6 +99,19 @@ class BatchKnowledge:
             self._durations.remove(self._recent[0])
         self._recent.append(duration)
         bisect.insort(self._durations, duration)
+
+    def record_end(self, at: float, margin: float) -> None:
+        """Count one of the batch's jobs ending, most likely at ``at``, give or take
+        ``margin`` seconds. Every end frees a worker or a place in the queue."""
+        self.ended += 1
+        self._ends.append((at, margin))
+
+    def ends_since(self, ended: int) -> list[tuple[float, float]] | None:
+        """The ends counted since the count was ``ended`` (None if no longer remembered)."""
+        since = self.ended - ended
+        if since > len(self._ends):
+            return None
+        return list(itertools.islice(self._ends, len(self._ends) - since, None))
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile of recent run durations, or None with too few samples."""
@@ -263,6 +282,40 @@ def next_poll(
         wait = step if age <= late else step * (age / late) ** 2
         return min(wait, policy.maximum)
     return poll_delay(clock.polls, status, policy, rng)
+
+
+def started_by_count(clock: JobClock, status: JobStatus | None, known: BatchKnowledge) -> bool:
+    """Whether a queued job should have started by now, counting the batch's ends: one more
+    has ended since its last look than there were jobs ahead of it."""
+    if not isinstance(status, Queued) or status.position is None:
+        return False
+    return known.ended - clock.ended_at_look > status.position
+
+
+def start_from_ends(
+    clock: JobClock, known: BatchKnowledge, now: float
+) -> tuple[float, float] | None:
+    """The window in which a job just seen running started, dated from the batch's ends.
+
+    On the batch's own queue, a job ``p`` places back at its last look starts when the
+    ``p + 1``-th job after that look ends: its start is that end, known within the end's
+    own margin, however long ago the job was last looked at. None when the queue is shared
+    (or the count is lost): the looks alone date the start then.
+    """
+    position, looked = clock.last_position, clock.last_queued_at
+    if position is None or looked is None or not known.queue_is_ours():
+        return None
+    ends = known.ends_since(clock.ended_at_look)
+    if ends is None:
+        return None
+    after = sorted(end for end in ends if end[0] >= looked)
+    if len(after) > position:
+        at, margin = after[position]
+        return at - margin, at + margin
+    if after:
+        # Its end has not been seen yet: it started after the last one that has.
+        return after[-1][0], now
+    return None
 
 
 def _spread(delay: float, policy: PollPolicy, rng: random.Random) -> float:

@@ -23,6 +23,8 @@ from odiqueue._planner import (
     BatchKnowledge,
     JobClock,
     next_poll,
+    start_from_ends,
+    started_by_count,
 )
 
 POLICY = PollPolicy(initial=0.5, multiplier=1.5, maximum=10.0, jitter=0.0)
@@ -321,3 +323,24 @@ def test_a_start_dated_from_ends_stays_within_the_looks() -> None:
     assert clock.start_uncertainty(now=12.0) == pytest.approx(0.2)
     clock.date_start(0.0, 20.0)  # wider than the looks allow
     assert clock.start_window == (1.0, 9.0)
+
+
+def test_a_queued_job_is_dated_by_the_ends_after_its_look() -> None:
+    """Two places back at its last look, the job started at the third end after it."""
+    own = learned([2.0] * 10)
+    for _ in range(4):
+        own.record_queue_move(4, 1.0, ours=4)
+    own.record_end(0.5, 0.05)  # before the look: not counted
+    clock = JobClock(submitted_at=0.0)
+    clock.observe(Queued("r", 2), 1.0, ended=own.ended)
+    for at in (2.5, 1.5):  # seen out of order
+        own.record_end(at, 0.05)
+    assert not started_by_count(clock, Queued("r", 2), own)
+    # One end short: it started no sooner than the latest end seen.
+    assert start_from_ends(clock, own, now=3.0) == (2.5, 3.0)
+    own.record_end(2.0, 0.05)
+    assert started_by_count(clock, Queued("r", 2), own)
+    assert start_from_ends(clock, own, now=3.0) == pytest.approx((2.45, 2.55))
+    shared = learned([2.0] * 10)
+    shared.record_end(2.0, 0.05)
+    assert start_from_ends(clock, shared, now=3.0) is None
