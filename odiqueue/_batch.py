@@ -15,6 +15,8 @@ for finish, then is raised once every outcome has been delivered.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import sys
@@ -148,9 +150,11 @@ class Batch:
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._known = BatchKnowledge()
         self._warm = anyio.Event()
-        # Set and replaced at each end the batch sees: on the batch's own queue, a queued
-        # job counts the ends to know when it starts.
-        self._an_end = anyio.Event()
+        # Queued jobs waiting for the batch's count of ends to reach a mark (the count at
+        # which each should have started), as a heap of (mark, tie-breaker, event): an end
+        # wakes only the jobs it concerns, however many are queued.
+        self._end_waiters: list[tuple[int, int, anyio.Event]] = []
+        self._waiter_ids = itertools.count()
         self._scouts = SCOUTS
         self._rng = random.Random()
         self._live: dict[str, tuple[str, JobHandle]] = {}
@@ -470,8 +474,18 @@ class Batch:
 
     def _note_end(self, at: float, margin: float) -> None:
         self._known.record_end(at, margin)
-        an_end, self._an_end = self._an_end, anyio.Event()
-        an_end.set()
+        waiters = self._end_waiters
+        while waiters and waiters[0][0] <= self._known.ended:
+            heapq.heappop(waiters)[2].set()
+
+    def _end_mark(self, clock: JobClock, status: JobStatus | None) -> anyio.Event | None:
+        """An event set once the batch's ends say a queued job should have started."""
+        if not isinstance(status, Queued) or status.position is None:
+            return None
+        event = anyio.Event()
+        mark = clock.ended_at_look + status.position + 1
+        heapq.heappush(self._end_waiters, (mark, next(self._waiter_ids), event))
+        return event
 
     async def _wait_for_next_look(
         self, clock: JobClock, status: JobStatus | None, scout: bool
@@ -488,17 +502,15 @@ class Batch:
         and is looked at (see ``_planner.start_from_ends``).
         """
         last_look = clock.last_poll_at if clock.last_poll_at is not None else clock.submitted_at
+        started = self._end_mark(clock, status)
         while True:
             delay = next_poll(
                 clock, status, last_look, self._known, self._client._poll, self._rng, scout=scout
             )
             wait = last_look + delay - anyio.current_time()
-            if wait <= 0:
+            if wait <= 0 or started_by_count(clock, status, self._known):
                 return
-            if started_by_count(clock, status, self._known):
-                return
-            event = self._an_end if isinstance(status, Queued) else self._warm
-            await _backoff.sleep_until_set(min(wait, REPLAN), event)
+            await _backoff.sleep_until_set(min(wait, REPLAN), started or self._warm)
 
     async def _collect(self, work: _Work) -> Outcome:
         """Fetch the result and stream each image to disk, one at a time."""
