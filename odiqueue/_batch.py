@@ -4,7 +4,7 @@ Data flow, one task per live job, all in one task group scoped to the ``async wi
 
     items --(feeder: lazy, waits for an in-flight slot)--> job task
         job task: [rate limiter] intent line -> POST -> submitted line
-                  -> status polls (shared limiter, planned by ``_planner``)
+                  -> status polls (``_poller``: shared limiter, planned by ``_planner``)
                   -> result -> each image streamed to disk -> saved/failed line
                   -> Outcome --(bounded stream)--> the caller's ``async for``
 
@@ -15,8 +15,6 @@ for finish, then is raised once every outcome has been delivered.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import random
 import sys
@@ -63,13 +61,7 @@ from odiqueue._models import (
 )
 from odiqueue._naming import image_path, literal_template
 from odiqueue._options import BatchOptions
-from odiqueue._planner import (
-    BatchKnowledge,
-    JobClock,
-    next_poll,
-    start_from_ends,
-    started_by_count,
-)
+from odiqueue._poller import Poller
 from odiqueue._progress import Progress
 
 if sys.version_info < (3, 11):
@@ -86,10 +78,6 @@ log = logging.getLogger("odiqueue")
 _RESULT_TRIES: Final = 8
 #: Image downloads of one batch that run at once.
 DOWNLOAD_CONCURRENCY: Final = 16
-#: Seconds between re-plans of a sleeping job's next poll.
-REPLAN: Final = 1.0
-#: Jobs that poll eagerly while the batch knows nothing of its job durations yet.
-SCOUTS: Final = 8
 #: Errors after which the job is over on the server: a rerun submits the item again.
 _JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
 
@@ -106,7 +94,6 @@ class _Work:
     uncertain: bool = False
     attempts: int = 0
     polls: int = 0
-    clock: JobClock | None = None
     submitted_at: float | None = None
     started_at: float | None = None
     completed_at: float | None = None
@@ -143,19 +130,11 @@ class Batch:
         self._receive: MemoryObjectReceiveStream[Outcome]
         self._states: dict[str, KeyState] = {}
         self._slots = anyio.Semaphore(options.max_in_flight)
-        self._poll_limiter = anyio.CapacityLimiter(options.poll_concurrency)
+        self._poller = Poller(client, options.poll_concurrency)
         # Downloads are bound by bandwidth, not by how many run at once; each one holds a
         # buffer, so a few at a time keep memory flat however large the images.
         self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
-        self._known = BatchKnowledge()
-        self._warm = anyio.Event()
-        # Queued jobs waiting for the batch's count of ends to reach a mark (the count at
-        # which each should have started), as a heap of (mark, tie-breaker, event): an end
-        # wakes only the jobs it concerns, however many are queued.
-        self._end_waiters: list[tuple[int, int, anyio.Event]] = []
-        self._waiter_ids = itertools.count()
-        self._scouts = SCOUTS
         self._rng = random.Random()
         self._live: dict[str, tuple[str, JobHandle]] = {}
         self._counts: dict[str, int] = dict.fromkeys(
@@ -411,106 +390,26 @@ class Batch:
         )
         work.handle = handle
         work.submitted_at = anyio.current_time()
-        work.clock = None
         self._live[handle.request_id] = (work.key, handle)
         self._shift(work, "queued")
 
     async def _follow(self, work: _Work) -> JobStatus:
-        """Poll the job until it is terminal, on the batch's shared plan.
-
-        A queued job is asked for its status (which carries its queue position); any other
-        is asked for its result, which is the status until it is done and the images once
-        it is, saving the separate result request.
-        """
+        """Poll the job until it ends (see ``_poller``), keeping its counts and stage."""
         assert work.handle is not None
         assert work.submitted_at is not None
-        clock = work.clock = JobClock(submitted_at=work.submitted_at)
-        status: JobStatus | None = None
-        scout = self._scouts > 0
-        self._scouts -= scout
-        while True:
-            await self._wait_for_next_look(clock, status, scout)
-            async with self._poll_limiter:
-                if isinstance(status, Queued):
-                    status = await self._client.status(work.handle)
-                else:
-                    found = await self._client.result_or_status(work.handle)
-                    if isinstance(found, ImageResult):
-                        work.result = found
-                        status = Succeeded(found.request_id)
-                    else:
-                        status = found
-            now = anyio.current_time()
+
+        def on_look(status: JobStatus) -> None:
             work.polls += 1
             self._bump("polls")
-            if status.terminal:
-                finished = clock.finished_estimate(now)
-                self._note_end(finished, now - finished)
-                start = clock.started_at() or clock.submitted_at
-                if isinstance(status, Succeeded) and not work.resumed:
-                    # A resumed job's clock started at this run, not at its submission.
-                    self._known.record(finished - start, now, clock.start_uncertainty(now))
-                    if not self._warm.is_set() and self._known.quantile(0.5) is not None:
-                        self._warm.set()
-                work.started_at, work.completed_at = start, now
-                return status
-            if (
-                isinstance(status, Queued)
-                and status.position is not None
-                and clock.last_position is not None
-                and clock.last_queued_at is not None
-            ):
-                self._known.record_queue_move(
-                    clock.last_position - status.position,
-                    now - clock.last_queued_at,
-                    ours=self._known.ended - clock.ended_at_look,
-                )
-            if not isinstance(status, Queued) and clock.running_seen_at is None:
-                window = start_from_ends(clock, self._known, now)
-                if window is not None:
-                    clock.date_start(*window)
-            clock.observe(status, now, ended=self._known.ended)
-            self._shift(work, "queued" if isinstance(status, Queued) else "running")
+            if not status.terminal:
+                self._shift(work, "queued" if isinstance(status, Queued) else "running")
 
-    def _note_end(self, at: float, margin: float) -> None:
-        self._known.record_end(at, margin)
-        waiters = self._end_waiters
-        while waiters and waiters[0][0] <= self._known.ended:
-            heapq.heappop(waiters)[2].set()
-
-    def _end_mark(self, clock: JobClock, status: JobStatus | None) -> anyio.Event | None:
-        """An event set once the batch's ends say a queued job should have started."""
-        if not isinstance(status, Queued) or status.position is None:
-            return None
-        event = anyio.Event()
-        mark = clock.ended_at_look + status.position + 1
-        heapq.heappush(self._end_waiters, (mark, next(self._waiter_ids), event))
-        return event
-
-    async def _wait_for_next_look(
-        self, clock: JobClock, status: JobStatus | None, scout: bool
-    ) -> None:
-        """Sleep until the planned moment of the job's next poll.
-
-        The plan is made from the job's last look and redone at least every REPLAN seconds
-        (and at once when the batch first learns its run times), so a wait planned on an
-        early, rough estimate shrinks as the estimate improves instead of being slept out.
-        Re-planning costs no request.
-
-        A queued job also counts the batch's jobs that end: each frees a worker or a place
-        ahead of it, so once one more has ended than there were jobs ahead, it has started,
-        and is looked at (see ``_planner.start_from_ends``).
-        """
-        last_look = clock.last_poll_at if clock.last_poll_at is not None else clock.submitted_at
-        started = self._end_mark(clock, status)
-        while True:
-            delay = next_poll(
-                clock, status, last_look, self._known, self._client._poll, self._rng, scout=scout
-            )
-            wait = last_look + delay - anyio.current_time()
-            if wait <= 0 or started_by_count(clock, status, self._known):
-                return
-            await _backoff.sleep_until_set(min(wait, REPLAN), started or self._warm)
+        followed = await self._poller.follow(
+            work.handle, work.submitted_at, learn=not work.resumed, on_look=on_look
+        )
+        work.result = followed.result
+        work.started_at, work.completed_at = followed.started_at, followed.completed_at
+        return followed.status
 
     async def _collect(self, work: _Work) -> Outcome:
         """Fetch the result and stream each image to disk, one at a time."""
