@@ -43,7 +43,7 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
-from odiqueue._journal import Journal, KeyState, files_present
+from odiqueue._journal import Journal, KeyState
 from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
 from odiqueue._models import (
@@ -63,6 +63,7 @@ from odiqueue._naming import image_path, literal_template
 from odiqueue._options import BatchOptions
 from odiqueue._poller import Poller
 from odiqueue._progress import Progress
+from odiqueue._resume import decide, first_taken
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -233,53 +234,38 @@ class Batch:
         key, request = self._keys.identify(item, index)
         if request is None:
             return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
-        state = self._states.pop(key, None)
-        work = _Work(key=key, index=index, request=request)
-        if isinstance(item, BatchItem) and item.name:
-            work.template = literal_template(item.name)
-        if state is None:
-            return self._check_free(work)
-        work.resumed = True
-        if state.stage == "saved" and files_present(self._out_dir, state):
+        decision = decide(key, self._states.pop(key, None), self._out_dir)
+        if decision.verdict == "skip":
             self._bump("saved")
             self._bump("skipped")
-            paths = tuple(self._out_dir / f["name"] for f in state.files)
-            return Outcome(
-                key=key,
-                index=index,
-                request=request,
-                request_id=state.handle.request_id if state.handle else None,
-                paths=paths,
-                resumed=True,
-            )
-        if state.stage == "failed" and state.permanent:
+        elif decision.verdict == "fail":
             self._bump("failed")
-            request_id = state.handle.request_id if state.handle else None
-            error = JobFailedError(
-                state.error or "failed", error_type=state.error_type, request_id=request_id
-            )
+        if decision.verdict in ("skip", "fail"):
             return Outcome(
                 key=key,
                 index=index,
                 request=request,
-                request_id=request_id,
-                error=error,
+                request_id=decision.handle.request_id if decision.handle else None,
+                paths=tuple(self._out_dir / name for name in decision.files),
+                error=decision.error,
                 resumed=True,
             )
-        if state.stage in ("submitted", "saved") and state.handle is not None:
-            work.handle, work.attempts = state.handle, state.attempt
-            work.submitted_at = anyio.current_time()
-            self._live[state.handle.request_id] = (key, state.handle)
+        work = _Work(
+            key=key,
+            index=index,
+            request=request,
+            resumed=decision.resumed,
+            uncertain=decision.uncertain,
+            attempts=decision.attempts,
+        )
+        if isinstance(item, BatchItem) and item.name:
+            work.template = literal_template(item.name)
+        if decision.handle is not None:  # attach: already paid for, followed by id
+            work.handle, work.submitted_at = decision.handle, anyio.current_time()
+            self._live[decision.handle.request_id] = (key, decision.handle)
             return work
-        if state.stage == "intent":
-            work.uncertain = True
+        if decision.uncertain:
             self._bump("uncertain")
-            log.warning(
-                "item %s: an earlier run's submit may have created a job it never heard back "
-                "about; submitting again",
-                key,
-            )
-        work.attempts = state.attempt
         return self._check_free(work)
 
     def _check_free(self, work: _Work) -> _Work | Outcome:
@@ -287,16 +273,11 @@ class Batch:
         template = work.template or self._options.name_template
         if self._options.overwrite or "{request_id}" in template:
             return work
-        for index in range(work.request.count):
-            path = self._path(work, index, "")
-            if path.exists():
-                self._bump("failed")
-                error = OutputFileError(
-                    f"{path} already exists and is not in this folder's manifest: pass "
-                    "overwrite=True, or use another output folder"
-                )
-                return Outcome(key=work.key, index=work.index, request=work.request, error=error)
-        return work
+        error = first_taken([self._path(work, i, "") for i in range(work.request.count)])
+        if error is None:
+            return work
+        self._bump("failed")
+        return Outcome(key=work.key, index=work.index, request=work.request, error=error)
 
     # --- one job ---------------------------------------------------------------------------
 

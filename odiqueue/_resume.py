@@ -1,0 +1,77 @@
+"""What an earlier run's manifest decides about an item, before anything is paid for.
+
+An item whose images were saved (and are still on disk) is skipped; one that failed for
+good is reported failed again; one whose job was submitted is followed by id instead of
+being paid for twice; one whose submit went unanswered is submitted again and flagged
+"uncertain". An item new to the folder must not overwrite files that the manifest does
+not know, which is checked here too, up front.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from odiqueue._errors import JobFailedError, OdiqueueError, OutputFileError
+from odiqueue._journal import KeyState, files_present
+from odiqueue._models import JobHandle
+
+__all__ = ["Decision", "decide", "first_taken"]
+
+log = logging.getLogger("odiqueue")
+
+
+@attrs.frozen
+class Decision:
+    """What to do with one item.
+
+    ``verdict`` is ``submit`` (pay for a job), ``attach`` (follow ``handle``, already paid
+    for), ``skip`` (its images are on disk: ``files`` names them) or ``fail`` (``error``).
+    """
+
+    verdict: Literal["submit", "attach", "skip", "fail"]
+    #: Whether an earlier run recorded the item at all.
+    resumed: bool = True
+    attempts: int = 0
+    handle: JobHandle | None = None
+    uncertain: bool = False
+    files: tuple[str, ...] = ()
+    error: OdiqueueError | None = None
+
+
+def decide(key: str, state: KeyState | None, out_dir: Path) -> Decision:
+    """The decision for item ``key`` given what earlier runs recorded (``state``)."""
+    if state is None:
+        return Decision("submit", resumed=False)
+    if state.stage == "saved" and files_present(out_dir, state):
+        return Decision("skip", handle=state.handle, files=tuple(f["name"] for f in state.files))
+    if state.stage == "failed" and state.permanent:
+        request_id = state.handle.request_id if state.handle else None
+        error = JobFailedError(
+            state.error or "failed", error_type=state.error_type, request_id=request_id
+        )
+        return Decision("fail", handle=state.handle, error=error)
+    if state.stage in ("submitted", "saved") and state.handle is not None:
+        return Decision("attach", attempts=state.attempt, handle=state.handle)
+    if state.stage == "intent":
+        log.warning(
+            "item %s: an earlier run's submit may have created a job it never heard back "
+            "about; submitting again",
+            key,
+        )
+        return Decision("submit", attempts=state.attempt, uncertain=True)
+    return Decision("submit", attempts=state.attempt)
+
+
+def first_taken(paths: list[Path]) -> OutputFileError | None:
+    """The error for an item whose files would overwrite existing ones, else None."""
+    for path in paths:
+        if path.exists():
+            return OutputFileError(
+                f"{path} already exists and is not in this folder's manifest: pass "
+                "overwrite=True, or use another output folder"
+            )
+    return None
