@@ -34,8 +34,8 @@ MIN_SAMPLES: Final = 1
 #: Finished jobs needed before the rate at which they finish is trusted (a rate from a
 #: handful of completions can be off several times over, and a queued job sleeps on it).
 MIN_RATE_SAMPLES: Final = 8
-#: The polling step near a job's end, as a fraction of the median run time (and, past
-#: LATE_QUANTILE, of the job's age): the detection lag never exceeds it.
+#: The polling step near a job's end, as a fraction of the median run time: the detection
+#: lag of a job that ends before the late mark never exceeds it.
 FINE_STEP: Final = 0.08
 #: Run times beyond this quantile count as outliers (steps grow with age).
 LATE_QUANTILE: Final = 0.98
@@ -273,7 +273,7 @@ def next_poll(
         until_early = start + early - now
         if until_early > step:
             return _spread(min(until_early, policy.maximum), policy, rng)
-        # Past the early mark, look in even steps of a tenth of the typical run (the
+        # Past the early mark, look in even steps of FINE_STEP of the typical run (the
         # detection lag never exceeds a step). Once the job has outlived nearly every job
         # seen, the steps grow with the square of its age: however long an outlier runs,
         # it costs at most about late/step more looks in all.
