@@ -31,6 +31,8 @@ __all__ = ["BatchKnowledge", "JobClock", "next_poll", "start_from_ends", "starte
 #: job to finish is the shortest of its wave, so the plan it gives polls a little too often,
 #: never too late, and the estimate sharpens with every further job.
 MIN_SAMPLES: Final = 1
+#: Queue places seen cleared before the queue's pace is trusted.
+MIN_MOVES: Final = 3
 #: Finished jobs needed before the rate at which they finish is trusted (a rate from a
 #: handful of completions can be off several times over, and a queued job sleeps on it).
 MIN_RATE_SAMPLES: Final = 8
@@ -142,7 +144,7 @@ class BatchKnowledge:
 
     def queue_rate(self) -> float | None:
         """Queue positions the server clears per second, from queued jobs' own moves."""
-        if self._moved < MIN_SAMPLES or self._moving <= 0:
+        if self._moved < MIN_MOVES or self._moving <= 0:
             return None
         return self._moved / self._moving
 

@@ -60,6 +60,9 @@ def test_quantiles_and_rates() -> None:
     known.record_queue_move(6, 2.0)
     known.record_queue_move(2, 2.0)
     assert known.queue_rate() == pytest.approx(2.0)
+    barely = BatchKnowledge()
+    barely.record_queue_move(1, 0.1)  # one place in a tenth of a second says little
+    assert barely.queue_rate() is None
 
 
 def test_knowledge_window_is_bounded() -> None:
