@@ -26,6 +26,8 @@ __all__ = [
 CALLS: frozenset[str] = frozenset({"submit", "status", "result", "cancel", "image"})
 
 #: Server-side error types a job can end with (``CANCELED`` only comes from a cancel call).
+#: Written out from the API documents rather than imported from the client, on purpose: a
+#: client that got the list wrong must meet a server that did not.
 ERROR_TYPES: tuple[str, ...] = (
     "INFERENCE_FAILURE",
     "INFERENCE_TIMEOUT",

@@ -25,7 +25,7 @@ from odiqueue.testing._images import CONTENT_TYPES, EXTENSIONS, PillowMissingErr
 from odiqueue.testing._params import json_error, validate
 from odiqueue.testing._replies import ImageSpec, Replies, image_spec, new_request_id
 from odiqueue.testing._scheduler import JobTable
-from odiqueue.testing._state import Stats
+from odiqueue.testing._state import JobRecord, Stats
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -254,25 +254,34 @@ class Emulator:
         job = self._table.submit(request_id, request.match_info["model"], body, time.monotonic())
         return _json(200, self._bodies().submit(job), gateway_id)
 
-    async def _status(self, request: web.Request, gateway_id: str) -> web.StreamResponse:
+    def _job_now(
+        self, request: web.Request, gateway_id: str
+    ) -> tuple[JobRecord, float] | web.StreamResponse:
+        """The job a status or result request names, with the queue brought up to now; or
+        the 404 reply when there is no such job."""
         request_id = request.match_info["request_id"]
         job = self._table.get(request_id)
         if job is None:
             return _json(404, {"detail": f"Request not found: {request_id}"}, gateway_id)
         now = time.monotonic()
         self._table.advance(now)
+        return job, now
+
+    async def _status(self, request: web.Request, gateway_id: str) -> web.StreamResponse:
+        found = self._job_now(request, gateway_id)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, now = found
         status, body = self._bodies().status(job, self._table, now)
         if job.completed_at is not None and job.first_seen_completed_at is None:
             job.first_seen_completed_at = now
         return _json(status, body, gateway_id)
 
     async def _result(self, request: web.Request, gateway_id: str) -> web.StreamResponse:
-        request_id = request.match_info["request_id"]
-        job = self._table.get(request_id)
-        if job is None:
-            return _json(404, {"detail": f"Request not found: {request_id}"}, gateway_id)
-        now = time.monotonic()
-        self._table.advance(now)
+        found = self._job_now(request, gateway_id)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, now = found
         replies = self._bodies()
         if job.completed_at is None:
             if self._config.not_ready_style == "400":
