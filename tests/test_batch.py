@@ -445,8 +445,9 @@ async def test_long_keys_keep_every_image(tmp_path: Path) -> None:
 
 async def test_queued_jobs_are_dated_by_the_ends_ahead_of_them(tmp_path: Path) -> None:
     """On the batch's own queue, a job waiting far back is not looked at again and again:
-    it is woken once as many jobs have ended as were ahead of it, and its start is dated
-    from those ends, far closer than the middle of the long gap between its looks."""
+    it is woken once enough jobs have ended for it to have started, and its start is dated
+    from those ends, far closer than the middle of the long gap between its looks. (The
+    emulator runs in real time; the bounds sit far from both the old and the new figures.)"""
     async with emulated(workers=4, job_seconds=3, time_scale=0.1, seed=3) as (emu, client):
         outcomes = await collect(
             client, (f"product {i}" for i in range(48)), tmp_path, max_in_flight=48
@@ -459,10 +460,13 @@ async def test_queued_jobs_are_dated_by_the_ends_ahead_of_them(tmp_path: Path) -
         if (job := jobs[o.request_id or ""]).started_at != job.submitted_at
     ]
     assert len(waited) >= 40
-    queue_looks = [job.status_polls for _, job in waited]
-    assert sum(queue_looks) / len(queue_looks) <= 3  # 5 to 6 when it looked on a timer
+    # By the second half the batch knows the queue is its own (the first half is spent
+    # learning that, on timed looks).
+    settled = waited[len(waited) // 2 :]
+    queue_looks = [job.status_polls for _, job in settled]
+    assert sum(queue_looks) / len(queue_looks) <= 3.5  # 6 to 8 when it looked on a timer
     errors = []
-    for o, job in waited[len(waited) // 2 :]:  # by then the batch knows the queue is its own
+    for o, job in settled:
         assert o.started_at is not None
         assert job.started_at is not None
         errors.append(abs(o.started_at - job.started_at))
