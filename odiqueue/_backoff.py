@@ -8,6 +8,7 @@ own test suites.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import math
@@ -22,6 +23,7 @@ from odiqueue._models import JobStatus, Queued
 
 __all__ = [
     "instant_waits",
+    "now",
     "parse_retry_after",
     "poll_delay",
     "retry_delay",
@@ -45,6 +47,18 @@ def instant_waits(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         _instant = previous
+
+
+def now() -> float:
+    """``anyio.current_time()``, read straight from a running asyncio loop.
+
+    A batch reads the clock about ten times a job; anyio's lookup of the running backend
+    costs more than the reading. Other backends go through anyio.
+    """
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return anyio.current_time()
 
 
 async def sleep(seconds: float) -> None:

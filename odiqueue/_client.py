@@ -7,6 +7,7 @@ import enum
 import logging
 import os
 import random
+import re
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -81,6 +82,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0+unknown"
 
 _STILL_IN_PROGRESS: Final = b"still in progress"
+#: A request id that is one URL path segment as it stands (no quoting, not "." or "..").
+_PLAIN_ID: Final = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
 _CONTENT_TYPES: Final = {
     "image/png": "png",
     "image/jpeg": "jpeg",
@@ -133,6 +136,7 @@ class AsyncClient:
         self._base = resolve_base_url(base_url, provider, allow_insecure_http=allow_insecure_http)
         self._model = model
         self._queue = self._base / "v1" / "queue" / model
+        self._requests = f"{self._queue / 'requests'}/"
         self._poll = poll
         self._rng = random.Random(seed)
         self._transport = Transport(
@@ -219,7 +223,7 @@ class AsyncClient:
                 provider_request_id=reply.provider_request_id,
             ) from exc
         urls = (handle.status_url, handle.response_url, handle.cancel_url)
-        if not all(self._transport.is_trusted(URL(url)) for url in urls):
+        if not all(self._transport.trusts(url) for url in urls):
             # The key is never sent to a foreign origin: the job is followed through the
             # API's own documented endpoints instead.
             log.warning(
@@ -317,7 +321,7 @@ class AsyncClient:
     async def _statuses(
         self, handle: JobHandle, limit: float | None
     ) -> AsyncGenerator[JobStatus, None]:
-        give_up = None if limit is None else anyio.current_time() + limit
+        give_up = None if limit is None else _backoff.now() + limit
         last: JobStatus | None = None
         polls = 0
         while True:
@@ -330,7 +334,7 @@ class AsyncClient:
                 return
             delay = _backoff.poll_delay(polls, status, self._poll, self._rng)
             if give_up is not None:
-                remaining = give_up - anyio.current_time()
+                remaining = give_up - _backoff.now()
                 if remaining <= 0:
                     raise DeadlineExceededError(
                         f"the job did not finish within {limit:g}s", request_id=handle.request_id
@@ -505,8 +509,12 @@ class AsyncClient:
     # --- helpers -------------------------------------------------------------------------
 
     def _urls_for(self, request_id: str) -> tuple[str, str, str]:
-        job = self._queue / "requests" / quote(request_id, safe="")
-        return str(job / "status"), str(job / "response"), str(job / "cancel")
+        if _PLAIN_ID.fullmatch(request_id):
+            # The usual id needs no quoting: plain text, no URL objects (once per job).
+            job = self._requests + request_id
+        else:
+            job = str(self._queue / "requests" / quote(request_id, safe=""))
+        return f"{job}/status", f"{job}/response", f"{job}/cancel"
 
     def _handle(self, job: JobHandle | str) -> JobHandle:
         self._require_open()

@@ -8,6 +8,7 @@ constants, so a caller changes one number without restating the others::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from typing import Any, Final
@@ -208,6 +209,7 @@ def resolve_base_url(
     return url
 
 
+@functools.lru_cache(maxsize=64)
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1)."""
     if host == "localhost":

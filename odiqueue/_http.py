@@ -57,6 +57,8 @@ RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 SUBMIT_RETRY_STATUSES: Final = frozenset({429, 503})
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
+#: One encoder for every request body: ``json.dumps`` with options builds a new one per call.
+_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @attrs.frozen
@@ -94,6 +96,9 @@ class Transport:
     ) -> None:
         self._auth = {"Authorization": f"Bearer {api_key.reveal()}"}
         self._trusted = {origin_of(api_origin)}
+        # The API's own URLs, as this client writes them, start with this: such a URL is
+        # trusted without parsing it (what follows the first "/" cannot change the origin).
+        self._own_prefix = f"{api_origin.origin()}/"
         self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         self._timeouts = timeouts
         self._limits = limits
@@ -145,9 +150,15 @@ class Transport:
         named = host in self._allowed_hosts or f"{host}:{url.port}" in self._allowed_hosts
         return named and (url.scheme == "https" or (url.scheme == "http" and is_loopback(host)))
 
+    def trusts(self, raw: str) -> bool:
+        """:meth:`is_trusted` for a URL as text."""
+        return raw.startswith(self._own_prefix) or self.is_trusted(URL(raw))
+
     def check_api_url(self, raw: str, *, what: str, request_id: str | None) -> URL:
         """Refuse a status/response/cancel URL that points away from the API."""
         url = URL(raw)
+        if raw.startswith(self._own_prefix):
+            return url
         if not url.is_absolute() or not self.is_trusted(url):
             raise UnsafeURLError(
                 f"the server gave a {what} on another origin ({url.scheme}://{url.host}): "
@@ -173,7 +184,7 @@ class Transport:
         result that is not ready yet, a cancel of a finished job).
         """
         submit = method == "POST"
-        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        payload = None if body is None else _encode(body).encode()
 
         async def attempt() -> Reply:
             return await self._exchange(method, url, payload, request_id, tolerate, submit)
@@ -192,7 +203,7 @@ class Transport:
         Gives up after ``RetryPolicy.attempts`` tries or ``RetryPolicy.timeout`` seconds.
         """
         policy = self._retry
-        started = anyio.current_time()
+        started = _backoff.now()
         tries = 0
         while True:
             tries += 1
@@ -205,13 +216,13 @@ class Transport:
                 if isinstance(error, RateLimitError):
                     # Not waited for here, but every other call still backs off a while.
                     self._not_before = max(
-                        self._not_before, anyio.current_time() + policy.max_retry_after
+                        self._not_before, _backoff.now() + policy.max_retry_after
                     )
                 raise error
             delay = retry_after
             if delay is None:
                 delay = _backoff.retry_delay(tries, policy, self._rng)
-            elapsed = anyio.current_time() - started
+            elapsed = _backoff.now() - started
             if tries >= policy.attempts or elapsed + delay > policy.timeout:
                 raise error
             log.debug(
@@ -224,12 +235,12 @@ class Transport:
             if isinstance(error, RateLimitError):
                 # One cool-down for every caller: the wait happens at the top of the loop,
                 # where every other request of this client waits for it too.
-                self._not_before = max(self._not_before, anyio.current_time() + delay)
+                self._not_before = max(self._not_before, _backoff.now() + delay)
             else:
                 await _backoff.sleep(delay)
 
     async def _wait_for_cooldown(self) -> None:
-        wait = self._not_before - anyio.current_time()
+        wait = self._not_before - _backoff.now()
         if wait > 0:
             await _backoff.sleep(wait)
 

@@ -57,6 +57,10 @@ class KeyState:
     permanent: bool = False
 
 
+#: One encoder for every line: ``json.dumps`` with options builds a new one per call.
+_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class Journal:
     """The manifest of one ``out_dir``: loaded on open, appended to as jobs progress."""
 
@@ -91,7 +95,7 @@ class Journal:
         if self._fd is None:
             raise RuntimeError("journal is not open")
         line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
-        os.write(self._fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
+        os.write(self._fd, (_encode(line) + "\n").encode())
 
     def _lock(self) -> None:
         fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)

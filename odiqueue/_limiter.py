@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-import anyio
-
 from odiqueue import _backoff
 
 __all__ = ["RateLimiter"]
@@ -51,7 +49,7 @@ class RateLimiter:
 
     async def acquire(self) -> None:
         """Wait for a submit slot."""
-        wait = self.reserve(anyio.current_time())
+        wait = self.reserve(_backoff.now())
         if wait > 0:
             await _backoff.sleep(wait)
 

@@ -108,7 +108,9 @@ def image_path(
     if count > 1 and "index" not in _fields(template):
         stem, dot, suffix = name.rpartition(".")
         name = f"{stem}_{index}.{suffix}" if dot else f"{name}_{index}"
-    path = out_dir / safe_component(name)
-    if path.parent != out_dir:
+    safe = safe_component(name)
+    # Never true (safe_component removes separators and leading dots); checked on the text
+    # rather than by building the parent path, since this runs for every image.
+    if safe in (".", "..") or "/" in safe or "\\" in safe:
         raise ConfigurationError(f"file name {name!r} would leave {out_dir}")
-    return path
+    return out_dir / safe

@@ -100,7 +100,7 @@ class Poller:
                         result, status = found, Succeeded(found.request_id)
                     else:
                         status = found
-            now = anyio.current_time()
+            now = _backoff.now()
             on_look(status)
             if status.terminal:
                 finished = clock.finished_estimate(now)
@@ -162,7 +162,7 @@ class Poller:
         policy = self._client._poll
         while True:
             delay = next_poll(clock, status, last_look, self._known, policy, self._rng, scout=scout)
-            wait = last_look + delay - anyio.current_time()
+            wait = last_look + delay - _backoff.now()
             if wait <= 0 or started_by_count(clock, status, self._known):
                 return
             await _backoff.sleep_until_set(min(wait, REPLAN), started or self._warm)

@@ -18,7 +18,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 import anyio
 import attrs
@@ -35,6 +35,8 @@ __all__ = [
 
 FLUSH_BYTES: Final = 256 * 1024
 INLINE_BYTES: Final = 64 * 1024
+# O_BINARY: on Windows a descriptor is otherwise opened in text mode, which rewrites bytes.
+_CREATE: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -68,9 +70,9 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def part_path(path: Path) -> Path:
+def part_path(path: Path) -> str:
     """Where bytes for ``path`` are written until they are complete."""
-    return path.with_name(path.name + ".part")
+    return f"{os.fspath(path)}.part"
 
 
 async def write_atomic(
@@ -89,8 +91,7 @@ async def write_atomic(
     image format (or not ``expected_format``). The parent folder is created if needed. The
     ``.part`` file never outlives a failure or a cancellation.
     """
-    part = part_path(path)
-    writer = _PartWriter(part)
+    writer = _PartWriter(path)
     digest = hashlib.sha256()
     pending: list[bytes] = []
     pending_size = size = 0
@@ -134,34 +135,39 @@ _DISK: RunVar[anyio.CapacityLimiter] = RunVar("odiqueue_disk")
 
 class _PartWriter:
     """The ``.part`` file, touched from one worker thread at a time (or, for a small file,
-    only from the event loop)."""
+    only from the event loop). Plain descriptors and text paths: no buffered file object or
+    ``Path`` per image on the hot path."""
 
-    def __init__(self, part: Path) -> None:
-        self.part = part
-        self._file: BinaryIO | None = None
+    def __init__(self, path: Path) -> None:
+        self.part = part_path(path)
+        self._fd: int | None = None
 
     def write(self, data: bytes) -> None:
-        if self._file is None:
+        if self._fd is None:
             try:
-                self._file = self.part.open("wb")
+                self._fd = os.open(self.part, _CREATE, 0o666)
             except FileNotFoundError:
                 # Only the first file of a new folder pays for creating it.
-                self.part.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.part.open("wb")
-        self._file.write(data)
+                os.makedirs(os.path.dirname(self.part), exist_ok=True)
+                self._fd = os.open(self.part, _CREATE, 0o666)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
 
     def finish(self, data: bytes, path: Path, overwrite: bool) -> None:
         self.write(data)
-        assert self._file is not None
-        self._file.close()
-        _publish(self.part, path, overwrite=overwrite)
+        fd, self._fd = self._fd, None
+        assert fd is not None
+        os.close(fd)
+        _publish(self.part, os.fspath(path), overwrite=overwrite)
 
     def discard(self) -> None:
-        if self._file is not None:
+        if self._fd is not None:
             with contextlib.suppress(OSError):
-                self._file.close()
+                os.close(self._fd)
+            self._fd = None
         with contextlib.suppress(OSError):
-            self.part.unlink()
+            os.unlink(self.part)
 
 
 def _verify(
@@ -179,7 +185,7 @@ def _verify(
     return found
 
 
-def _publish(part: Path, path: Path, *, overwrite: bool) -> None:
+def _publish(part: str, path: str, *, overwrite: bool) -> None:
     if overwrite:
         os.replace(part, path)
         return
@@ -189,8 +195,8 @@ def _publish(part: Path, path: Path, *, overwrite: bool) -> None:
     except FileExistsError:
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)") from None
     except OSError:
-        if path.exists():
+        if os.path.exists(path):
             raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)") from None
         os.replace(part, path)
         return
-    part.unlink()
+    os.unlink(part)
