@@ -44,6 +44,7 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
+from odiqueue._gate import take
 from odiqueue._journal import Journal, KeyState
 from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
@@ -218,7 +219,7 @@ class Batch:
             index = -1
             async for item in _aiterate(self._items):
                 index += 1
-                await self._slots.acquire()
+                await self._slots.acquire()  # a full checkpoint: the feeder's one yield
                 if self._fatal is not None:
                     self._slots.release()
                     break
@@ -421,11 +422,11 @@ class Batch:
             # A resumed job may have had this very file renamed into place just before the
             # process died (and before its "saved" line): that file is this job's own.
             overwrite = self._options.overwrite or work.resumed
+            await take(self._downloads)
             try:
-                async with self._downloads:
-                    saved = await self._client.download(
-                        image, path, overwrite=overwrite, request_id=handle.request_id
-                    )
+                saved = await self._client.download(
+                    image, path, overwrite=overwrite, request_id=handle.request_id
+                )
             except FileExistsError:
                 # Appeared since the check: keep both rather than lose a paid image.
                 path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
@@ -439,6 +440,8 @@ class Batch:
                 raise OutputFileError(
                     f"could not write {path}: {exc}", request_id=handle.request_id
                 ) from exc
+            finally:
+                self._downloads.release()
             self._counts["bytes"] += saved.size
             files.append({"name": path.name, "size": saved.size, "sha256": saved.sha256})
             paths.append(path)

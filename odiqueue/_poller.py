@@ -20,6 +20,7 @@ import anyio
 import attrs
 
 from odiqueue import _backoff
+from odiqueue._gate import take
 from odiqueue._models import ImageResult, JobHandle, JobStatus, Queued, Succeeded
 from odiqueue._planner import (
     BatchKnowledge,
@@ -91,7 +92,8 @@ class Poller:
         known = self._known
         while True:
             await self._wait_for_next_look(clock, status, scout)
-            async with self._limiter:
+            await take(self._limiter)
+            try:
                 if isinstance(status, Queued):
                     status = await self._client.status(handle)
                 else:
@@ -100,6 +102,8 @@ class Poller:
                         result, status = found, Succeeded(found.request_id)
                     else:
                         status = found
+            finally:
+                self._limiter.release()
             now = _backoff.now()
             on_look(status)
             if status.terminal:
