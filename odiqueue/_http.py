@@ -258,11 +258,14 @@ class Transport:
             # body may have left, only its reply can say whether a paid job exists. The
             # shield lasts one exchange (bounded by the timeouts), never a retry's wait.
             with anyio.CancelScope(shield=True) if submit else contextlib.nullcontext():
-                async with self._request(method, url, payload, request_id) as response:
+                response = await self._send(method, url, payload, request_id)
+                try:
                     body = await self._read_capped(
                         response, self._limits.max_json_bytes, request_id
                     )
                     status, headers = response.status, response.headers
+                finally:
+                    response.release()
         except ResponseTooLargeError as exc:
             if submit:
                 raise SubmissionUncertainError(str(exc), request_id=request_id) from exc
@@ -326,11 +329,14 @@ class Transport:
             return _Retryable(error, retry_after)
         return error
 
-    @contextlib.asynccontextmanager
-    async def _request(
+    async def _send(
         self, method: str, url: URL, payload: bytes | None, request_id: str | None
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send a request, following redirects by hand so the key never leaves its origin."""
+    ) -> aiohttp.ClientResponse:
+        """Send a request, following redirects by hand so the key never leaves its origin.
+
+        The caller releases the response (a plain coroutine rather than a context manager:
+        this runs for every request).
+        """
         session = self._session
         if session is None:
             raise RuntimeError("transport used after close")  # the client checks first
@@ -343,11 +349,7 @@ class Transport:
             )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
-                try:
-                    yield response
-                finally:
-                    response.release()
-                return
+                return response
             response.release()
             if method == "POST" and response.status not in (307, 308):
                 raise APIError(
@@ -399,7 +401,8 @@ class Transport:
         if url.scheme == "http" and not is_loopback(url.host or "") and self.is_trusted(url):
             raise UnsafeURLError("refusing to send the API key over plain http")
         try:
-            async with self._request("GET", url, None, request_id) as response:
+            response = await self._send("GET", url, None, request_id)
+            try:
                 if response.status >= 300:
                     body = await response.content.read(4096)
                     raise self._error_for(
@@ -416,6 +419,8 @@ class Transport:
                         request_id=request_id,
                     )
                 yield length, self._chunks(response, request_id)
+            finally:
+                response.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, _ = _translate(exc, request_id)
             raise _Retryable(error) from exc
