@@ -207,7 +207,8 @@ class Transport:
         tries = 0
         while True:
             tries += 1
-            await self._wait_for_cooldown()
+            if self._not_before > started:  # rare: only after a 429 (checked without a call)
+                await self._wait_for_cooldown()
             try:
                 return await attempt()
             except _Retryable as exc:
