@@ -42,7 +42,15 @@ def parse(argv: Sequence[str] | None = None) -> Job:
     parser.add_argument("--bound", type=float, default=60.0, help="give up (stalled) after")
     parser.add_argument("--semaphore", type=int, default=0, help="fal: 0 = plain gather")
     args = parser.parse_args(argv)
+    global _CPU_AT_START
+    _CPU_AT_START = time.process_time()
     return Job(**vars(args))
+
+
+# The process's CPU time once its imports are done: a contender is charged for its work, not
+# for importing its libraries (a fixed cost of about 0.1 to 0.2 s that would otherwise count
+# as 0.1 to 0.2 ms per job at 1,000 jobs).
+_CPU_AT_START = 0.0
 
 
 def peak_rss_mb() -> float:
@@ -63,7 +71,8 @@ def report(started: float, saved: int, failed: int, stalled: bool = False, **ext
     figures = {
         "wall": time.monotonic() - started,
         "started_at": started,
-        "cpu": time.process_time(),
+        "cpu": time.process_time() - _CPU_AT_START,
+        "cpu_with_imports": time.process_time(),
         "peak_rss_mb": peak_rss_mb(),
         "saved": saved,
         "failed": failed,
