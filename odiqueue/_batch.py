@@ -5,7 +5,8 @@ Data flow, one task per live job, all in one task group scoped to the ``async wi
     items --(feeder: lazy, waits for an in-flight slot)--> job task
         job task: [rate limiter] intent line -> POST -> submitted line
                   -> status polls (``_poller``: shared limiter, planned by ``_planner``)
-                  -> result -> each image streamed to disk -> saved/failed line
+                  -> result -> each image streamed to disk (``_collector``, ``_sink``)
+                  -> saved/failed line
                   -> Outcome --(bounded stream)--> the caller's ``async for``
 
 One job's failure becomes that job's :class:`Outcome`; it never cancels the others. A fatal
@@ -17,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import sys
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +30,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from odiqueue import _backoff, _wire
+from odiqueue._collector import Collector
 from odiqueue._errors import (
     PERMANENT_ERROR_TYPES,
     ConfigurationError,
@@ -44,7 +44,6 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
-from odiqueue._gate import take
 from odiqueue._journal import Journal, KeyState
 from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
@@ -61,11 +60,12 @@ from odiqueue._models import (
     Queued,
     Succeeded,
 )
-from odiqueue._naming import image_path, literal_template
+from odiqueue._naming import literal_template
 from odiqueue._options import BatchOptions
 from odiqueue._poller import Poller
 from odiqueue._progress import Progress
 from odiqueue._resume import decide, first_taken
+from odiqueue._sink import remove_parts
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -78,9 +78,6 @@ __all__ = ["Batch"]
 log = logging.getLogger("odiqueue")
 
 
-_RESULT_TRIES: Final = 8
-#: Image downloads of one batch that run at once.
-DOWNLOAD_CONCURRENCY: Final = 16
 #: Errors after which the job is over on the server: a rerun submits the item again.
 _JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
 
@@ -134,11 +131,8 @@ class Batch:
         self._states: dict[str, KeyState] = {}
         self._slots = anyio.Semaphore(options.max_in_flight)
         self._poller = Poller(client, options.poll_concurrency)
-        # Downloads are bound by bandwidth, not by how many run at once; each one holds a
-        # buffer, so a few at a time keep memory flat however large the images.
-        self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
+        self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
-        self._rng = random.Random()
         self._live: dict[str, tuple[str, JobHandle]] = {}
         self._counts: dict[str, int] = dict.fromkeys(
             (name for name in attrs.fields_dict(Progress) if name != "elapsed"), 0
@@ -152,12 +146,11 @@ class Batch:
 
     async def __aenter__(self) -> Batch:
         self._started = _backoff.now()
-        if not self._options.resume:
-            await anyio.to_thread.run_sync(_set_aside_manifest, self._journal.path)
-        self._states = await anyio.to_thread.run_sync(self._journal.open)
+        fresh = not self._options.resume
+        self._states = await anyio.to_thread.run_sync(lambda: self._journal.open(fresh=fresh))
         try:
             # Under the lock no other batch writes here: any .part file is a killed run's.
-            await anyio.to_thread.run_sync(_remove_parts, self._out_dir)
+            await anyio.to_thread.run_sync(remove_parts, self._out_dir)
         except BaseException:
             self._journal.close()
             raise
@@ -272,10 +265,14 @@ class Batch:
 
     def _check_free(self, work: _Work) -> _Work | Outcome:
         """Refuse, before paying, an item whose files would overwrite existing ones."""
-        template = work.template or self._options.name_template
+        template = self._template(work)
         if self._options.overwrite or "{request_id}" in template:
             return work
-        error = first_taken([self._path(work, i, "") for i in range(work.request.count)])
+        paths = [
+            self._collector.path(template, work.key, work.request, i, "")
+            for i in range(work.request.count)
+        ]
+        error = first_taken(paths)
         if error is None:
             return work
         self._bump("failed")
@@ -397,71 +394,32 @@ class Batch:
         return followed.status
 
     async def _collect(self, work: _Work) -> Outcome:
-        """Fetch the result and stream each image to disk, one at a time."""
+        """Save the finished job's images (see ``_collector``), then record them."""
         assert work.handle is not None
         handle = work.handle
         result, work.result = work.result, None
-        for attempt in range(_RESULT_TRIES):
-            if result is not None:
-                break
-            result = await self._client.result(handle)
-            if result is not None:
-                break
-            await _backoff.sleep(
-                _backoff.retry_delay(attempt + 1, self._client._transport.retry, self._rng)
-            )
-        if result is None:
-            raise OdiqueueError(
-                "the job completed but its result never became available",
-                request_id=handle.request_id,
-            )
-        files: list[dict[str, Any]] = []
-        paths: list[Path] = []
-        for index, image in enumerate(result.images):
-            path = self._path(work, index, handle.request_id, count=len(result.images))
+        saved = await self._collector.collect(
+            handle,
+            result,
+            template=self._template(work),
+            key=work.key,
+            request=work.request,
             # A resumed job may have had this very file renamed into place just before the
             # process died (and before its "saved" line): that file is this job's own.
-            overwrite = self._options.overwrite or work.resumed
-            await take(self._downloads)
-            try:
-                saved = await self._client.download(
-                    image, path, overwrite=overwrite, request_id=handle.request_id
-                )
-            except FileExistsError:
-                # Appeared since the check: keep both rather than lose a paid image.
-                path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
-                try:
-                    saved = await self._client.download(image, path, request_id=handle.request_id)
-                except OSError as exc:
-                    raise OutputFileError(
-                        f"could not write {path}: {exc}", request_id=handle.request_id
-                    ) from exc
-            except OSError as exc:
-                raise OutputFileError(
-                    f"could not write {path}: {exc}", request_id=handle.request_id
-                ) from exc
-            finally:
-                self._downloads.release()
-            self._counts["bytes"] += saved.size
-            files.append({"name": path.name, "size": saved.size, "sha256": saved.sha256})
-            paths.append(path)
+            overwrite=self._options.overwrite or work.resumed,
+        )
+        self._counts["bytes"] += sum(file.size for file in saved)
+        files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
         self._journal.write("saved", work.key, request_id=handle.request_id, files=files)
         self._shift(work, "saved")
         log.info(
-            "item %s: saved %d image(s) from request %s", work.key, len(paths), handle.request_id
+            "item %s: saved %d image(s) from request %s", work.key, len(saved), handle.request_id
         )
-        return self._outcome(work, paths=tuple(paths), saved_at=_backoff.now())
+        paths = tuple(file.path for file in saved)
+        return self._outcome(work, paths=paths, saved_at=_backoff.now())
 
-    def _path(self, work: _Work, index: int, request_id: str, count: int | None = None) -> Path:
-        return image_path(
-            self._out_dir,
-            work.template or self._options.name_template,
-            key=work.key,
-            index=index,
-            request_id=request_id,
-            ext=work.request.format.extension,
-            count=work.request.count if count is None else count,
-        )
+    def _template(self, work: _Work) -> str:
+        return work.template or self._options.name_template
 
     # --- outcomes and counts -----------------------------------------------------------------
 
@@ -606,14 +564,3 @@ def _failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
         "error_type": getattr(error, "error_type", None),
         "permanent": permanent,
     }
-
-
-def _remove_parts(out_dir: Path) -> None:
-    for part in out_dir.glob("*.part"):
-        part.unlink(missing_ok=True)
-
-
-def _set_aside_manifest(path: Path) -> None:
-    if path.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path.rename(path.with_name(f"manifest-{stamp}.jsonl"))

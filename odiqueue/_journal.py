@@ -70,11 +70,18 @@ class Journal:
         self._fd: int | None = None
         self._lock_fd: int | None = None
 
-    def open(self) -> dict[str, KeyState]:
-        """Take the lock, read what earlier runs recorded, and open for appending."""
+    def open(self, *, fresh: bool = False) -> dict[str, KeyState]:
+        """Take the lock, read what earlier runs recorded, and open for appending.
+
+        ``fresh`` first renames an earlier manifest out of the way (``resume=False``): under
+        the lock, so a manifest another process is still writing is never moved.
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._lock()
         try:
+            if fresh and self.path.exists():
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                self.path.rename(self.path.with_name(f"manifest-{stamp}.jsonl"))
             states = dict(self._load())
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except BaseException:

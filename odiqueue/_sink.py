@@ -29,6 +29,7 @@ __all__ = [
     "INLINE_BYTES",
     "ContentError",
     "SavedFile",
+    "remove_parts",
     "sniff_format",
     "write_atomic",
 ]
@@ -117,6 +118,12 @@ async def write_atomic(
         writer.discard()
         raise
     return SavedFile(path=path, size=size, sha256=digest.hexdigest(), format=found)
+
+
+def remove_parts(out_dir: Path) -> None:
+    """Remove the ``.part`` files a killed run left in ``out_dir`` (call under its lock)."""
+    for part in out_dir.glob("*.part"):
+        part.unlink(missing_ok=True)
 
 
 def _disk() -> anyio.CapacityLimiter:

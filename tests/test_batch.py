@@ -266,6 +266,18 @@ async def test_second_process_on_same_folder_is_refused(tmp_path: Path) -> None:
                     pass
 
 
+async def test_refused_fresh_batch_leaves_the_running_manifest_alone(tmp_path: Path) -> None:
+    """resume=False on a folder another batch is writing is refused before it moves that
+    batch's manifest (a moved manifest would make the next resume pay again)."""
+    async with emulated(job_seconds=5) as (_, client):
+        async with client.generate_many(["a"], tmp_path, keep_remote=True):
+            with pytest.raises(ConfigurationError, match="another odiqueue process"):
+                async with client.generate_many(["b"], tmp_path, resume=False):
+                    pass
+            assert (tmp_path / "manifest.jsonl").exists()
+            assert not list(tmp_path.glob("manifest-*.jsonl"))
+
+
 async def test_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     """A file already at an item's name fails that item before it is paid for."""
     (tmp_path / "mine_0.png").write_bytes(b"precious")

@@ -1,0 +1,122 @@
+"""The last step of a batch's job: fetch the finished job's result, then save each image.
+
+Images are saved one at a time per job, and at most ``DOWNLOAD_CONCURRENCY`` at once per
+batch: downloads are bound by bandwidth, not by how many run at once, and each holds a
+buffer, so a few at a time keep memory flat however large the images. Every file goes
+through :meth:`AsyncClient.download` (streamed to a ``.part`` file, verified, renamed).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from odiqueue import _backoff
+from odiqueue._errors import OdiqueueError, OutputFileError
+from odiqueue._gate import take
+from odiqueue._models import ImageRequest, ImageResult, JobHandle
+from odiqueue._naming import image_path
+from odiqueue._sink import SavedFile
+
+if TYPE_CHECKING:
+    from odiqueue._client import AsyncClient
+
+__all__ = ["DOWNLOAD_CONCURRENCY", "Collector"]
+
+#: Image downloads of one batch that run at once.
+DOWNLOAD_CONCURRENCY: Final = 16
+#: Asks for a result the server said was ready but does not serve yet.
+_RESULT_TRIES: Final = 8
+
+
+class Collector:
+    """Saves finished jobs' images into one folder, under the batch's download limit."""
+
+    def __init__(self, client: AsyncClient, out_dir: Path) -> None:
+        self._client = client
+        self._out_dir = out_dir
+        self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
+        self._rng = random.Random()
+
+    def path(
+        self,
+        template: str,
+        key: str,
+        request: ImageRequest,
+        index: int,
+        request_id: str,
+        count: int | None = None,
+    ) -> Path:
+        """Where image ``index`` of the item goes (``count``: images the job returned)."""
+        return image_path(
+            self._out_dir,
+            template,
+            key=key,
+            index=index,
+            request_id=request_id,
+            ext=request.format.extension,
+            count=request.count if count is None else count,
+        )
+
+    async def collect(
+        self,
+        handle: JobHandle,
+        result: ImageResult | None,
+        *,
+        template: str,
+        key: str,
+        request: ImageRequest,
+        overwrite: bool,
+    ) -> list[SavedFile]:
+        """Save every image of a finished job, fetching its result first if not given.
+
+        A name taken since the batch checked it is kept: the image is saved under a name
+        with the request id instead, rather than losing an image that is paid for.
+        """
+        if result is None:
+            result = await self._fetch(handle)
+        saved: list[SavedFile] = []
+        count = len(result.images)
+        for index, image in enumerate(result.images):
+            path = self.path(template, key, request, index, handle.request_id, count)
+            await take(self._downloads)
+            try:
+                saved.append(
+                    await self._client.download(
+                        image, path, overwrite=overwrite, request_id=handle.request_id
+                    )
+                )
+            except FileExistsError:
+                path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
+                try:
+                    saved.append(
+                        await self._client.download(image, path, request_id=handle.request_id)
+                    )
+                except OSError as exc:
+                    raise OutputFileError(
+                        f"could not write {path}: {exc}", request_id=handle.request_id
+                    ) from exc
+            except OSError as exc:
+                raise OutputFileError(
+                    f"could not write {path}: {exc}", request_id=handle.request_id
+                ) from exc
+            finally:
+                self._downloads.release()
+        return saved
+
+    async def _fetch(self, handle: JobHandle) -> ImageResult:
+        """The result of a job seen completed, asked for again while it is not served yet."""
+        for attempt in range(_RESULT_TRIES):
+            result = await self._client.result(handle)
+            if result is not None:
+                return result
+            await _backoff.sleep(
+                _backoff.retry_delay(attempt + 1, self._client._transport.retry, self._rng)
+            )
+        raise OdiqueueError(
+            "the job completed but its result never became available",
+            request_id=handle.request_id,
+        )
