@@ -44,14 +44,12 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
-from odiqueue._journal import Journal, KeyState
+from odiqueue._journal import Journal, KeyState, failure_fields
 from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
 from odiqueue._models import (
     BatchItem,
-    Cancelled,
     CancelOutcome,
-    Failed,
     ImageRequest,
     ImageResult,
     JobHandle,
@@ -59,6 +57,7 @@ from odiqueue._models import (
     Outcome,
     Queued,
     Succeeded,
+    failure_of,
 )
 from odiqueue._naming import literal_template
 from odiqueue._options import BatchOptions
@@ -336,13 +335,14 @@ class Batch:
                     return self._fail(
                         work, OutputFileError(str(exc), request_id=work.handle.request_id)
                     )
-            error = _job_error(status)
+            error = failure_of(status)
+            assert error is not None  # a terminal status that is not Succeeded
             if (
                 isinstance(error, JobFailedError)
                 and error.transient
                 and work.attempts <= options.max_job_retries
             ):
-                self._journal.write("failed", work.key, **_failure_fields(error, permanent=False))
+                self._journal.write("failed", work.key, **failure_fields(error, permanent=False))
                 log.info("item %s: %s; submitting again", work.key, error)
                 self._bump("retried")
                 self._shift(work, "waiting")
@@ -434,7 +434,7 @@ class Batch:
             permanent = isinstance(error, (ContentPolicyError, InvalidRequestError)) or (
                 isinstance(error, JobFailedError) and error.error_type in PERMANENT_ERROR_TYPES
             )
-            self._journal.write("failed", work.key, **_failure_fields(error, permanent))
+            self._journal.write("failed", work.key, **failure_fields(error, permanent))
         else:
             # The job is paid for and may well finish: its "submitted" line stays the last
             # word, so a rerun picks it up by id (and fetches its images) instead of paying
@@ -544,23 +544,3 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         elif not isinstance(error, anyio.get_cancelled_exc_class()):
             errors.append(error)
     return errors[0] if len(errors) == 1 else group
-
-
-def _job_error(status: JobStatus) -> OdiqueueError:
-    if isinstance(status, Failed):
-        return JobFailedError(
-            status.error, error_type=status.error_type, request_id=status.request_id
-        )
-    if isinstance(status, Cancelled):
-        return JobCancelledError(status.error, error_type="CANCELED", request_id=status.request_id)
-    raise AssertionError(f"not a failure: {status!r}")  # pragma: no cover
-
-
-def _failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
-    return {
-        "request_id": error.request_id,
-        "error_class": type(error).__name__,
-        "error": error.message,
-        "error_type": getattr(error, "error_type", None),
-        "permanent": permanent,
-    }

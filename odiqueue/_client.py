@@ -43,23 +43,20 @@ from odiqueue._errors import (
     ConfigurationError,
     DeadlineExceededError,
     DecodeError,
-    JobCancelledError,
-    JobFailedError,
     SubmissionUncertainError,
     TransportError,
 )
 from odiqueue._http import Transport, retryable
 from odiqueue._keys import Item
 from odiqueue._models import (
-    Cancelled,
     CancelOutcome,
-    Failed,
     Image,
     ImageRequest,
     ImageResult,
     JobHandle,
     JobStatus,
     Running,
+    failure_of,
 )
 from odiqueue._naming import DEFAULT_TEMPLATE
 from odiqueue._options import (
@@ -540,7 +537,6 @@ def _already_completed(status: int, body: bytes) -> bool:
 
 
 def _raise_if_unsuccessful(status: JobStatus, request_id: str) -> None:
-    if isinstance(status, Failed):
-        raise JobFailedError(status.error, error_type=status.error_type, request_id=request_id)
-    if isinstance(status, Cancelled):
-        raise JobCancelledError(status.error, error_type="CANCELED", request_id=request_id)
+    error = failure_of(status, request_id)
+    if error is not None:
+        raise error

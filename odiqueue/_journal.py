@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from odiqueue._errors import ConfigurationError
+from odiqueue._errors import ConfigurationError, OdiqueueError
 from odiqueue._models import JobHandle
 
 try:
@@ -34,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST_NAME", "Journal", "KeyState"]
+__all__ = ["MANIFEST_NAME", "Journal", "KeyState", "failure_fields"]
 
 log = logging.getLogger("odiqueue")
 
@@ -59,6 +59,17 @@ class KeyState:
 
 #: One encoder for every line: ``json.dumps`` with options builds a new one per call.
 _encode: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
+    """The fields of a "failed" line: enough for a rerun to tell whether to try again."""
+    return {
+        "request_id": error.request_id,
+        "error_class": type(error).__name__,
+        "error": error.message,
+        "error_type": getattr(error, "error_type", None),
+        "permanent": permanent,
+    }
 
 
 class Journal:

@@ -16,7 +16,12 @@ from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
-from odiqueue._errors import InvalidParameterError, OdiqueueError
+from odiqueue._errors import (
+    InvalidParameterError,
+    JobCancelledError,
+    JobFailedError,
+    OdiqueueError,
+)
 
 __all__ = [
     "Background",
@@ -38,6 +43,7 @@ __all__ = [
     "Running",
     "Size",
     "Succeeded",
+    "failure_of",
 ]
 
 MAX_PROMPT_CHARS: Final = 32000
@@ -330,6 +336,18 @@ class Cancelled:
 
 
 JobStatus = Queued | Running | Succeeded | Failed | Cancelled
+
+
+def failure_of(
+    status: JobStatus, request_id: str | None = None
+) -> JobFailedError | JobCancelledError | None:
+    """The error a job that ended without images stands for; None for any other status."""
+    request_id = request_id or status.request_id
+    if isinstance(status, Failed):
+        return JobFailedError(status.error, error_type=status.error_type, request_id=request_id)
+    if isinstance(status, Cancelled):
+        return JobCancelledError(status.error, error_type="CANCELED", request_id=request_id)
+    return None
 
 
 @attrs.frozen
