@@ -47,9 +47,9 @@ from odiqueue._errors import (
 from odiqueue._journal import Journal, KeyState, failure_fields
 from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
+from odiqueue._live import LiveJobs
 from odiqueue._models import (
     BatchItem,
-    CancelOutcome,
     ImageRequest,
     ImageResult,
     JobHandle,
@@ -132,7 +132,7 @@ class Batch:
         self._poller = Poller(client, options.poll_concurrency)
         self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
-        self._live: dict[str, tuple[str, JobHandle]] = {}
+        self._live = LiveJobs(client, self._journal, options.cancel_timeout)
         self._counts: dict[str, int] = dict.fromkeys(
             (name for name in attrs.fields_dict(Progress) if name != "elapsed"), 0
         )
@@ -177,8 +177,9 @@ class Batch:
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._cancel_live()
+            if not self._options.keep_remote:
+                with anyio.CancelScope(shield=True):
+                    await self._live.cancel_all()
             self._journal.close()
             self._receive.close()
         return None
@@ -256,7 +257,7 @@ class Batch:
             work.template = literal_template(item.name)
         if decision.handle is not None:  # attach: already paid for, followed by id
             work.handle, work.submitted_at = decision.handle, _backoff.now()
-            self._live[decision.handle.request_id] = (key, decision.handle)
+            self._live.add(key, decision.handle)
             return work
         if decision.uncertain:
             self._bump("uncertain")
@@ -305,7 +306,7 @@ class Batch:
                 with contextlib.nullcontext() if deadline is None else anyio.fail_after(deadline):
                     status = await self._follow(work)
             except TimeoutError:
-                finished = await self._past_deadline(work)
+                finished = await self._live.past_deadline(work.handle, work.key)
                 if finished is None:
                     return self._fail(
                         work,
@@ -319,13 +320,13 @@ class Batch:
                 if work.resumed and work.polls <= 1:
                     # An earlier run's job the server no longer knows (expired): pay again.
                     log.warning("item %s: earlier job %s is gone; submitting again", work.key, exc)
-                    self._live.pop(work.handle.request_id, None)
+                    self._live.discard(work.handle)
                     work.handle = None
                     continue
                 return self._fail(work, exc)
             except OdiqueueError as exc:
                 return self._fail(work, exc)
-            self._live.pop(work.handle.request_id, None)
+            self._live.discard(work.handle)
             if isinstance(status, Succeeded):
                 try:
                     return await self._collect(work)
@@ -372,7 +373,7 @@ class Batch:
         )
         work.handle = handle
         work.submitted_at = _backoff.now()
-        self._live[handle.request_id] = (work.key, handle)
+        self._live.add(work.key, handle)
         self._shift(work, "queued")
 
     async def _follow(self, work: _Work) -> JobStatus:
@@ -446,7 +447,7 @@ class Batch:
                 error,
             )
         if work.handle is not None:
-            self._live.pop(work.handle.request_id, None)
+            self._live.discard(work.handle)
         self._shift(work, "failed")
         log.warning("item %s failed: %s", work.key, error)
         return self._outcome(work, error=error)
@@ -485,43 +486,6 @@ class Batch:
     def _changed(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.progress)
-
-    # --- leaving early ---------------------------------------------------------------------
-
-    async def _cancel_live(self) -> None:
-        """Cancel every job submitted and not finished, unless told to keep them running."""
-        if not self._live or self._options.keep_remote:
-            return
-        live, self._live = list(self._live.values()), {}
-        log.info("cancelling %d unfinished job(s) on the server", len(live))
-        with anyio.move_on_after(self._options.cancel_timeout):
-            async with anyio.create_task_group() as group:
-                for key, handle in live:
-                    group.start_soon(self._cancel_one, handle, key)
-
-    async def _cancel_one(self, handle: JobHandle, key: str) -> CancelOutcome | None:
-        """Cancel one job (shielded, bounded); None when the server could not be told."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._options.cancel_timeout):
-            try:
-                outcome = await self._client.cancel(handle)
-            except OdiqueueError as exc:
-                log.warning("could not cancel request %s: %s", handle.request_id, exc)
-                return None
-            if outcome is CancelOutcome.REQUESTED:
-                self._journal.write("cancelled", key, request_id=handle.request_id)
-            return outcome
-        return None
-
-    async def _past_deadline(self, work: _Work) -> JobStatus | None:
-        """Cancel a job past its deadline; its final status if it had finished after all."""
-        assert work.handle is not None
-        if await self._cancel_one(work.handle, work.key) is not CancelOutcome.ALREADY_COMPLETED:
-            return None
-        try:
-            status = await self._client.status(work.handle)
-        except OdiqueueError:
-            return None
-        return status if status.terminal else None
 
 
 async def _aiterate(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:

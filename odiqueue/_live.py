@@ -1,0 +1,78 @@
+"""A batch's live jobs: paid for and not finished, and how they are cancelled.
+
+Leaving a batch early cancels them all (unless ``keep_remote``), each shielded and within
+``cancel_timeout``, so an interrupted batch stops paying for work nobody will collect. A
+job past its deadline is cancelled alone. A job the server confirms cancelled gets a
+"cancelled" manifest line; one it could not be told about keeps its "submitted" line, so
+a rerun picks it up by id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+
+from odiqueue._errors import OdiqueueError
+from odiqueue._journal import Journal
+from odiqueue._models import CancelOutcome, JobHandle, JobStatus
+
+if TYPE_CHECKING:
+    from odiqueue._client import AsyncClient
+
+__all__ = ["LiveJobs"]
+
+log = logging.getLogger("odiqueue")
+
+
+class LiveJobs:
+    """The jobs a batch has submitted (or re-attached) that have not ended yet."""
+
+    def __init__(self, client: AsyncClient, journal: Journal, cancel_timeout: float) -> None:
+        self._client = client
+        self._journal = journal
+        self._timeout = cancel_timeout
+        self._jobs: dict[str, tuple[str, JobHandle]] = {}
+
+    def add(self, key: str, handle: JobHandle) -> None:
+        """A job of item ``key`` is now paid for and running."""
+        self._jobs[handle.request_id] = (key, handle)
+
+    def discard(self, handle: JobHandle) -> None:
+        """The job ended, or is no longer this batch's to cancel."""
+        self._jobs.pop(handle.request_id, None)
+
+    async def cancel_all(self) -> None:
+        """Cancel every live job on the server, all at once, within the cancel timeout."""
+        if not self._jobs:
+            return
+        live, self._jobs = list(self._jobs.values()), {}
+        log.info("cancelling %d unfinished job(s) on the server", len(live))
+        with anyio.move_on_after(self._timeout):
+            async with anyio.create_task_group() as group:
+                for key, handle in live:
+                    group.start_soon(self.cancel, handle, key)
+
+    async def cancel(self, handle: JobHandle, key: str) -> CancelOutcome | None:
+        """Cancel one job (shielded, bounded); None when the server could not be told."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
+            try:
+                outcome = await self._client.cancel(handle)
+            except OdiqueueError as exc:
+                log.warning("could not cancel request %s: %s", handle.request_id, exc)
+                return None
+            if outcome is CancelOutcome.REQUESTED:
+                self._journal.write("cancelled", key, request_id=handle.request_id)
+            return outcome
+        return None
+
+    async def past_deadline(self, handle: JobHandle, key: str) -> JobStatus | None:
+        """Cancel a job past its deadline; its final status if it had finished after all."""
+        if await self.cancel(handle, key) is not CancelOutcome.ALREADY_COMPLETED:
+            return None
+        try:
+            status = await self._client.status(handle)
+        except OdiqueueError:
+            return None
+        return status if status.terminal else None
