@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,13 +24,15 @@ async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_written_whole_and_verified(tmp_path: Path, size: int) -> None:
-    """Whatever the size (inline or threaded), the file holds every byte, and no .part stays."""
+    """Whatever the size (inline or threaded), the file holds every byte, its hash is the
+    hash of those bytes, and no .part stays."""
     data = PNG + bytes(range(256)) * (size // 256 + 1)
     data = data[:size]
     path = tmp_path / "new" / "a.png"  # the folder is created on first use
     saved = await write_atomic(path, chunks(data), expected_length=size)
     assert path.read_bytes() == data
     assert (saved.size, saved.format) == (size, "png")
+    assert saved.sha256 == hashlib.sha256(data).hexdigest()
     assert list(path.parent.iterdir()) == [path]
 
 
