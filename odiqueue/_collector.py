@@ -86,27 +86,20 @@ class Collector:
             path = self.path(template, key, request, index, handle.request_id, count)
             await take(self._downloads)
             try:
-                saved.append(
-                    await self._client.download(
+                try:
+                    file = await self._client.download(
                         image, path, overwrite=overwrite, request_id=handle.request_id
                     )
-                )
-            except FileExistsError:
-                path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
-                try:
-                    saved.append(
-                        await self._client.download(image, path, request_id=handle.request_id)
-                    )
-                except OSError as exc:
-                    raise OutputFileError(
-                        f"could not write {path}: {exc}", request_id=handle.request_id
-                    ) from exc
+                except FileExistsError:
+                    path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
+                    file = await self._client.download(image, path, request_id=handle.request_id)
             except OSError as exc:
                 raise OutputFileError(
                     f"could not write {path}: {exc}", request_id=handle.request_id
                 ) from exc
             finally:
                 self._downloads.release()
+            saved.append(file)
         return saved
 
     async def _fetch(self, handle: JobHandle) -> ImageResult:
