@@ -288,6 +288,30 @@ async def test_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     assert emu.stats.requests["submit"] == 0
 
 
+async def test_file_appearing_after_the_check_is_kept_and_the_image_saved_too(
+    tmp_path: Path,
+) -> None:
+    """A file that takes an item's name after the batch paid for the job is kept, and the
+    paid image is saved beside it under a name with the request id."""
+    target = tmp_path / "mine_0.png"
+
+    def on_progress(progress: Progress) -> None:
+        # Called as the job turns "queued": after the pre-payment check, before any download.
+        if progress.queued and not target.exists():
+            target.write_bytes(b"precious")
+
+    async with emulated() as (emu, client):
+        (outcome,) = await collect(
+            client, [("mine", ImageRequest("x"))], tmp_path, on_progress=on_progress
+        )
+    assert outcome.ok, outcome.error
+    assert target.read_bytes() == b"precious"
+    (path,) = outcome.paths
+    assert path.name == f"mine_0.{outcome.request_id}.png"
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert emu.stats.requests["submit"] == 1
+
+
 async def test_bad_items_and_keys(tmp_path: Path) -> None:
     """Wrong item types and repeated keys are refused with a message naming the item."""
     async with emulated() as (_, client):
