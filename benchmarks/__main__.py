@@ -22,6 +22,12 @@ from typing import Any
 from benchmarks._harness import EmulatorProcess, measure_ceiling, run_contender, time_manifest_open
 
 SEED = 20261121
+#: The three contenders of every scenario but the first: label, module, extra arguments.
+PEERS: list[tuple[str, str, dict[str, Any]]] = [
+    ("odiqueue", "odiqueue_run", {}),
+    ("fal-client", "fal_run", {"semaphore": 100}),
+    ("hand loop", "hand_run", {"poll": 0.3}),
+]
 HERE = Path(__file__).parent
 
 
@@ -162,11 +168,7 @@ def main() -> None:
             realistic,
             jobs2,
             1,
-            [
-                ("odiqueue", "odiqueue_run", {}),
-                ("fal-client", "fal_run", {"semaphore": 100}),
-                ("hand loop", "hand_run", {"poll": 0.3}),
-            ],
+            PEERS,
         )
     if "3" in only:
         scenario(
@@ -175,11 +177,7 @@ def main() -> None:
             ["--job-seconds", "0", "--image-bytes", "2000000"],
             jobs2,
             4,
-            [
-                ("odiqueue", "odiqueue_run", {}),
-                ("fal-client", "fal_run", {"semaphore": 100}),
-                ("hand loop", "hand_run", {"poll": 0.3}),
-            ],
+            PEERS,
         )
     if "4" in only:
         jobs4 = max(int(10000 * scale), 200)
@@ -207,11 +205,7 @@ def main() -> None:
             faults,
             jobs2,
             1,
-            [
-                ("odiqueue", "odiqueue_run", {}),
-                ("fal-client", "fal_run", {"semaphore": 100}),
-                ("hand loop", "hand_run", {"poll": 0.3}),
-            ],
+            PEERS,
         )
 
     results["seconds"] = round(time.monotonic() - started, 1)
