@@ -1,9 +1,10 @@
 """Many jobs at once: submit under limits, poll on one plan, save as each finishes, resumably.
 
-Data flow, one task per live job, all in one task group scoped to the ``async with``::
+Data flow, ``max_in_flight`` workers in one task group scoped to the ``async with``, each
+carrying one item at a time::
 
-    items --(feeder: lazy, waits for an in-flight slot)--> job task
-        job task: [rate limiter] intent line -> POST -> submitted line
+    items --(read lazily, by whichever worker is free)--> worker
+        worker: [rate limiter] intent line -> POST -> submitted line
                   -> status polls (``_poller``: shared limiter, planned by ``_planner``)
                   -> result -> each image streamed to disk (``_collector``, ``_sink``)
                   -> saved/failed line
@@ -19,17 +20,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from odiqueue import _backoff, _wire
+from odiqueue import _backoff, _gate, _wire
 from odiqueue._collector import Collector
 from odiqueue._errors import (
     PERMANENT_ERROR_TYPES,
@@ -128,7 +130,6 @@ class Batch:
         self._send: MemoryObjectSendStream[Outcome]
         self._receive: MemoryObjectReceiveStream[Outcome]
         self._states: dict[str, KeyState] = {}
-        self._slots = anyio.Semaphore(options.max_in_flight)
         self._poller = Poller(client, options.poll_concurrency)
         self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
@@ -194,7 +195,7 @@ class Batch:
 
     async def __anext__(self) -> Outcome:
         try:
-            return await self._receive.receive()
+            return await _gate.receive(self._receive)
         except anyio.EndOfStream:
             if self._fatal is not None:
                 raise self._fatal from None
@@ -208,21 +209,27 @@ class Batch:
     # --- feeding ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        async with self._send, anyio.create_task_group() as jobs:
-            index = -1
-            async for item in _aiterate(self._items):
-                index += 1
-                await self._slots.acquire()  # a full checkpoint: the feeder's one yield
-                if self._fatal is not None:
-                    self._slots.release()
-                    break
-                work = self._prepare(item, index)
-                if isinstance(work, Outcome):
-                    self._slots.release()
-                    await self._deliver(work)
-                    continue
-                self._bump("waiting")
-                jobs.start_soon(self._job, work)
+        # One worker per in-flight slot, each carrying one item at a time from reading to
+        # its delivered outcome: the bound without a task or a semaphore trip per job.
+        feed = _Feed(self._items)
+        async with self._send, anyio.create_task_group() as workers:
+            for _ in range(self._options.max_in_flight):
+                workers.start_soon(self._worker, feed, self._send.clone())
+
+    async def _worker(self, feed: _Feed, send: MemoryObjectSendStream[Outcome]) -> None:
+        # The worker is busy until the outcome is handed over: a caller that stops reading
+        # also stops new submissions, so nothing piles up unpaid-for in memory.
+        async with send:
+            while self._fatal is None:
+                taken = await feed.next()
+                if taken is None:
+                    return
+                work = self._prepare(*taken)
+                if not isinstance(work, Outcome):
+                    self._bump("waiting")
+                    work = await self._carry(work)
+                self._changed()
+                await _gate.send(send, work)
 
     def _prepare(self, item: Item, index: int) -> _Work | Outcome:
         """Turn one input item into work, or into an outcome an earlier run already decided."""
@@ -279,14 +286,6 @@ class Batch:
         return Outcome(key=work.key, index=work.index, request=work.request, error=error)
 
     # --- one job ---------------------------------------------------------------------------
-
-    async def _job(self, work: _Work) -> None:
-        # The slot is held until the outcome is handed over: a caller that stops reading
-        # also stops new submissions, so nothing piles up unpaid-for in memory.
-        try:
-            await self._deliver(await self._carry(work))
-        finally:
-            self._slots.release()
 
     async def _carry(self, work: _Work) -> Outcome:
         options = self._options
@@ -468,10 +467,6 @@ class Batch:
             **fields,
         )
 
-    async def _deliver(self, outcome: Outcome) -> None:
-        self._changed()
-        await self._send.send(outcome)
-
     def _bump(self, counter: str, by: int = 1) -> None:
         self._counts[counter] += by
 
@@ -488,13 +483,38 @@ class Batch:
             self._on_progress(self.progress)
 
 
-async def _aiterate(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+class _Feed:
+    """The batch's items, read one at a time (and numbered) by whichever worker is free."""
+
+    def __init__(self, items: Iterable[Item] | AsyncIterable[Item]) -> None:
+        self._sync: Iterator[Item] | None = None
+        self._async: AsyncIterator[Item] | None = None
+        if isinstance(items, AsyncIterable):
+            self._async = aiter(items)
+        else:
+            self._sync = iter(items)
+        # An async iterator must not be asked again before its last answer.
+        self._lock = anyio.Lock()
+        self._index = -1
+        self._done = False
+
+    async def next(self) -> tuple[Item, int] | None:
+        """The next item and its index, or None once there are no more."""
+        if self._sync is not None:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            item = next(self._sync, _END)
+        else:
+            assert self._async is not None
+            async with self._lock:
+                item = _END if self._done else await anext(self._async, _END)
+        if item is _END:
+            self._done = True
+            return None
+        self._index += 1
+        return item, self._index
+
+
+_END: Final[Any] = object()
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -120,6 +120,24 @@ async def test_async_iterables_and_keys(tmp_path: Path) -> None:
     ]
 
 
+async def test_async_iterable_that_waits_is_asked_by_one_worker_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """Workers share one async generator that awaits between items: none asks it again
+    before its last answer (that raises "already running"), and every item is saved once."""
+
+    async def items() -> AsyncIterator[str]:
+        for i in range(40):
+            await anyio.sleep(0.001)
+            yield f"item {i}"
+
+    async with emulated() as (emu, client):
+        outcomes = await collect(client, items(), tmp_path, max_in_flight=8)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    assert sorted(o.index for o in outcomes) == list(range(40))
+    assert len(emu.stats.jobs) == 40
+
+
 async def test_content_blocked_is_an_outcome(tmp_path: Path) -> None:
     """A blocked job's outcome carries the error; every other job is saved."""
     items = [f"product {i}" for i in range(10)] + ["weapon [fail:CONTENT_BLOCKED]"]

@@ -1,11 +1,12 @@
-"""Taking a slot: at once when one is free, waiting when none is, never past a cancel."""
+"""Taking a slot or handing over an item: at once when no wait is needed, waiting when one
+is, never past a cancel."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from odiqueue._gate import take
+from odiqueue._gate import receive, send, take
 
 pytestmark = pytest.mark.anyio
 
@@ -53,3 +54,57 @@ async def test_cancelled_task_does_not_take_a_free_slot() -> None:
         await take(limiter)
         pytest.fail("take() went on in a cancelled scope")
     assert limiter.borrowed_tokens == 0
+
+
+async def test_item_handed_over_without_yielding_when_there_is_room() -> None:
+    """Neither side lets another task run when it need not wait (anyio's would)."""
+    tx, rx = anyio.create_memory_object_stream[int](1)
+    ran = False
+
+    async def other() -> None:
+        nonlocal ran
+        ran = True
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(other)
+        await send(tx, 7)
+        assert await receive(rx) == 7
+        assert not ran
+    assert ran
+    tx.close()
+    rx.close()
+
+
+async def test_full_stream_waits_for_the_receiver_and_the_end_is_seen() -> None:
+    tx, rx = anyio.create_memory_object_stream[int](0)
+    got: list[int] = []
+
+    async def reader() -> None:
+        with pytest.raises(anyio.EndOfStream):
+            while True:
+                got.append(await receive(rx))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(reader)
+        async with tx:
+            for i in range(3):
+                await send(tx, i)
+    assert got == [0, 1, 2]
+    rx.close()
+
+
+async def test_cancelled_task_neither_sends_nor_receives() -> None:
+    tx, rx = anyio.create_memory_object_stream[int](1)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await send(tx, 1)
+        pytest.fail("send() went on in a cancelled scope")
+    assert rx.statistics().current_buffer_used == 0
+    tx.send_nowait(2)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await receive(rx)
+        pytest.fail("receive() went on in a cancelled scope")
+    assert rx.receive_nowait() == 2
+    tx.close()
+    rx.close()
