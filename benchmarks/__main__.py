@@ -137,6 +137,8 @@ def main() -> None:
                 ("fal-client (gather)", "fal_run", {"bound": 30 * scale + 5}),
                 ("fal-client (semaphore 100)", "fal_run", {"semaphore": 100}),
                 ("hand loop", "hand_run", {"poll": 0.3}),
+                # Not a contender: the least any client that cannot lose work must do.
+                ("safe floor (reference)", "floor_run", {"poll": 0.3}),
             ],
         )
         # The same run written to the system's temporary folder (a real disk here): what
