@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -46,6 +46,7 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
+from odiqueue._feed import Feed
 from odiqueue._journal import Journal, KeyState, failure_fields
 from odiqueue._keys import Item, ItemKeys, bad_item
 from odiqueue._limiter import RateLimiter
@@ -211,12 +212,12 @@ class Batch:
     async def _run(self) -> None:
         # One worker per in-flight slot, each carrying one item at a time from reading to
         # its delivered outcome: the bound without a task or a semaphore trip per job.
-        feed = _Feed(self._items)
+        feed = Feed(self._items)
         async with self._send, anyio.create_task_group() as workers:
             for _ in range(self._options.max_in_flight):
                 workers.start_soon(self._worker, feed, self._send.clone())
 
-    async def _worker(self, feed: _Feed, send: MemoryObjectSendStream[Outcome]) -> None:
+    async def _worker(self, feed: Feed, send: MemoryObjectSendStream[Outcome]) -> None:
         # The worker is busy until the outcome is handed over: a caller that stops reading
         # also stops new submissions, so nothing piles up unpaid-for in memory.
         async with send:
@@ -481,40 +482,6 @@ class Batch:
     def _changed(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.progress)
-
-
-class _Feed:
-    """The batch's items, read one at a time (and numbered) by whichever worker is free."""
-
-    def __init__(self, items: Iterable[Item] | AsyncIterable[Item]) -> None:
-        self._sync: Iterator[Item] | None = None
-        self._async: AsyncIterator[Item] | None = None
-        if isinstance(items, AsyncIterable):
-            self._async = aiter(items)
-        else:
-            self._sync = iter(items)
-        # An async iterator must not be asked again before its last answer.
-        self._lock = anyio.Lock()
-        self._index = -1
-        self._done = False
-
-    async def next(self) -> tuple[Item, int] | None:
-        """The next item and its index, or None once there are no more."""
-        if self._sync is not None:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            item = next(self._sync, _END)
-        else:
-            assert self._async is not None
-            async with self._lock:
-                item = _END if self._done else await anext(self._async, _END)
-        if item is _END:
-            self._done = True
-            return None
-        self._index += 1
-        return item, self._index
-
-
-_END: Final[Any] = object()
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
