@@ -7,7 +7,8 @@ a poll slot and a download slot per job, and hands each job's outcome to the cal
 those trips cost more than the work they guard. The functions here still raise at once in a
 cancelled task, and go on without yielding when no wait is needed; they wait (through anyio)
 only when they must. Their callers yield soon after anyway: a slot guards real I/O, and a
-handed-over outcome ends a job or is the caller's to await on.
+batch's outcome stream is bounded, so a worker handing over outcomes that need no request
+(items an earlier run finished) yields at the latest once the buffer is full.
 """
 
 from __future__ import annotations
