@@ -138,6 +138,21 @@ async def test_async_iterable_that_waits_is_asked_by_one_worker_at_a_time(
     assert len(emu.stats.jobs) == 40
 
 
+async def test_rerun_of_many_finished_items_delivers_each_once_without_a_request(
+    tmp_path: Path,
+) -> None:
+    """Items an earlier run saved are handed over by the workers straight from the manifest:
+    each exactly once, with its own index, many more of them than workers."""
+    items = [f"product {i}" for i in range(120)]
+    async with emulated() as (emu, client):
+        await collect(client, items, tmp_path, max_in_flight=4)
+        requests = sum(emu.stats.requests.values())
+        second = await collect(client, items, tmp_path, max_in_flight=4)
+        assert sum(emu.stats.requests.values()) == requests
+    assert sorted(o.index for o in second) == list(range(120))
+    assert all(o.ok and o.resumed for o in second)
+
+
 async def test_content_blocked_is_an_outcome(tmp_path: Path) -> None:
     """A blocked job's outcome carries the error; every other job is saved."""
     items = [f"product {i}" for i in range(10)] + ["weapon [fail:CONTENT_BLOCKED]"]
