@@ -7,6 +7,7 @@ result is checked to stay inside ``out_dir``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -36,8 +37,10 @@ _RESERVED: Final = frozenset(
 )
 
 
-def _fields(template: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+@functools.lru_cache(maxsize=64)
+def _fields(template: str) -> frozenset[str]:
+    # Cached: a batch has one or a few templates, and image_path asks for every image.
+    return frozenset(f for _, f, _, _ in string.Formatter().parse(template) if f is not None)
 
 
 def check_template(template: str) -> str:
