@@ -30,7 +30,7 @@ import attrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from odiqueue import _backoff
+from odiqueue import _backoff, _wire
 from odiqueue._config import Limits, RetryPolicy, Secret, Timeouts, is_loopback, origin_of
 from odiqueue._errors import (
     APIError,
@@ -57,8 +57,6 @@ RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 SUBMIT_RETRY_STATUSES: Final = frozenset({429, 503})
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
-#: One encoder for every request body: ``json.dumps`` with options builds a new one per call.
-_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @attrs.frozen
@@ -184,7 +182,7 @@ class Transport:
         result that is not ready yet, a cancel of a finished job).
         """
         submit = method == "POST"
-        payload = None if body is None else _encode(body).encode()
+        payload = None if body is None else _wire.dumps(body).encode()
 
         async def attempt() -> Reply:
             return await self._exchange(method, url, payload, request_id, tolerate, submit)

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from odiqueue import _wire
 from odiqueue._errors import ConfigurationError, OdiqueueError
 from odiqueue._models import JobHandle
 
@@ -55,10 +56,6 @@ class KeyState:
     error: str | None = None
     error_type: str | None = None
     permanent: bool = False
-
-
-#: One encoder for every line: ``json.dumps`` with options builds a new one per call.
-_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
@@ -113,7 +110,7 @@ class Journal:
         if self._fd is None:
             raise RuntimeError("journal is not open")
         line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
-        os.write(self._fd, (_encode(line) + "\n").encode())
+        os.write(self._fd, (_wire.dumps(line) + "\n").encode())
 
     def _lock(self) -> None:
         fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)

@@ -7,6 +7,7 @@ reply that fits none raises :class:`~odiqueue.DecodeError` naming the JSON path.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -31,7 +32,11 @@ from odiqueue._models import (
     Succeeded,
 )
 
-__all__ = ["converter", "decode", "guarded", "request_to_json", "structure_handle"]
+__all__ = ["converter", "decode", "dumps", "guarded", "request_to_json", "structure_handle"]
+
+#: Compact JSON for request bodies and manifest lines, from one encoder made once
+#: (``json.dumps`` with options builds a new encoder on every call).
+dumps: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 log = logging.getLogger("odiqueue")
 
