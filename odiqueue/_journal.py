@@ -16,6 +16,7 @@ killed process never leaves half a line except the very last, which loading tole
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -88,8 +89,7 @@ class Journal:
         self._lock()
         try:
             if fresh and self.path.exists():
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                self.path.rename(self.path.with_name(f"manifest-{stamp}.jsonl"))
+                self.path.rename(self._set_aside_name())
             states = dict(self._load())
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except BaseException:
@@ -111,6 +111,17 @@ class Journal:
             raise RuntimeError("journal is not open")
         line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
         os.write(self._fd, (_wire.dumps(line) + "\n").encode())
+
+    def _set_aside_name(self) -> Path:
+        """A name no earlier set-aside manifest has (two fresh starts can share a second):
+        each may list jobs that are paid for. Checked under the lock, so no other batch
+        takes the name meanwhile."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        candidate = self.path.with_name(f"manifest-{stamp}.jsonl")
+        tries = itertools.count(1)
+        while candidate.exists():
+            candidate = self.path.with_name(f"manifest-{stamp}-{next(tries)}.jsonl")
+        return candidate
 
     def _lock(self) -> None:
         fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
