@@ -3,6 +3,9 @@ is, never past a cancel."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import anyio
 import pytest
 
@@ -11,22 +14,29 @@ from odiqueue._gate import receive, send, take
 pytestmark = pytest.mark.anyio
 
 
+@contextlib.asynccontextmanager
+async def another_task() -> AsyncIterator[list[bool]]:
+    """Start a task beside the test's own; the list says whether it has run (it must have
+    by the end). Whatever the test awaits before checking has not yielded if it has not."""
+    ran: list[bool] = []
+
+    async def other() -> None:
+        ran.append(True)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(other)
+        yield ran
+    assert ran
+
+
 @pytest.mark.parametrize("kind", [anyio.CapacityLimiter, anyio.Semaphore])
 async def test_free_slot_taken_without_yielding(kind: type) -> None:
     """No other task runs while a free slot is taken (anyio's acquire would let one run)."""
     gate = kind(1)
-    ran = False
-
-    async def other() -> None:
-        nonlocal ran
-        ran = True
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(other)
+    async with another_task() as ran:
         await take(gate)
         assert not ran
         gate.release()
-    assert ran
 
 
 async def test_waits_for_a_release() -> None:
@@ -59,18 +69,10 @@ async def test_cancelled_task_does_not_take_a_free_slot() -> None:
 async def test_item_handed_over_without_yielding_when_there_is_room() -> None:
     """Neither side lets another task run when it need not wait (anyio's would)."""
     tx, rx = anyio.create_memory_object_stream[int](1)
-    ran = False
-
-    async def other() -> None:
-        nonlocal ran
-        ran = True
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(other)
+    async with another_task() as ran:
         await send(tx, 7)
         assert await receive(rx) == 7
         assert not ran
-    assert ran
     tx.close()
     rx.close()
 
