@@ -23,10 +23,9 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
-import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -53,8 +52,6 @@ from odiqueue._live import LiveJobs
 from odiqueue._models import (
     BatchItem,
     ImageRequest,
-    ImageResult,
-    JobHandle,
     JobStatus,
     Outcome,
     Queued,
@@ -64,9 +61,10 @@ from odiqueue._models import (
 from odiqueue._naming import literal_template
 from odiqueue._options import BatchOptions
 from odiqueue._poller import Poller
-from odiqueue._progress import Progress
+from odiqueue._progress import Progress, Tally
 from odiqueue._resume import decide, first_taken
 from odiqueue._sink import remove_parts
+from odiqueue._work import Work
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -81,26 +79,6 @@ log = logging.getLogger("odiqueue")
 
 #: Errors after which the job is over on the server: a rerun submits the item again.
 _JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
-
-
-@attrs.define
-class _Work:
-    """One item on its way through the pipeline (mutable, owned by its job task)."""
-
-    key: str
-    index: int
-    request: ImageRequest
-    handle: JobHandle | None = None
-    resumed: bool = False
-    uncertain: bool = False
-    attempts: int = 0
-    polls: int = 0
-    submitted_at: float | None = None
-    started_at: float | None = None
-    completed_at: float | None = None
-    stage: str = "waiting"
-    template: str | None = None
-    result: ImageResult | None = None
 
 
 class Batch:
@@ -125,7 +103,6 @@ class Batch:
         self._items = items
         self._out_dir = out_dir
         self._options = options
-        self._on_progress = on_progress
         self._journal = Journal(out_dir)
         self._send: MemoryObjectSendStream[Outcome]
         self._receive: MemoryObjectReceiveStream[Outcome]
@@ -134,10 +111,7 @@ class Batch:
         self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
-        self._counts: dict[str, int] = dict.fromkeys(
-            (name for name in attrs.fields_dict(Progress) if name != "elapsed"), 0
-        )
-        self._started = 0.0
+        self._tally = Tally(on_progress)
         self._fatal: OdiqueueError | None = None
         self._task_group: TaskGroup | None = None
         self._keys = ItemKeys()
@@ -145,7 +119,7 @@ class Batch:
     # --- the caller's side -----------------------------------------------------------------
 
     async def __aenter__(self) -> Batch:
-        self._started = _backoff.now()
+        self._tally.started = _backoff.now()
         fresh = not self._options.resume
         self._states = await anyio.to_thread.run_sync(lambda: self._journal.open(fresh=fresh))
         try:
@@ -204,7 +178,7 @@ class Batch:
     @property
     def progress(self) -> Progress:
         """The batch's counts right now."""
-        return Progress(**self._counts, elapsed=_backoff.now() - self._started)
+        return self._tally.snapshot()
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -226,22 +200,22 @@ class Batch:
                     return
                 work = self._prepare(*taken)
                 if not isinstance(work, Outcome):
-                    self._bump("waiting")
+                    self._tally.bump("waiting")
                     work = await self._carry(work)
-                self._changed()
+                self._tally.changed()
                 await _gate.send(send, work)
 
-    def _prepare(self, item: Item, index: int) -> _Work | Outcome:
+    def _prepare(self, item: Item, index: int) -> Work | Outcome:
         """Turn one input item into work, or into an outcome an earlier run already decided."""
         key, request = self._keys.identify(item, index)
         if request is None:
             return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
         decision = decide(key, self._states.pop(key, None), self._out_dir)
         if decision.verdict == "skip":
-            self._bump("saved")
-            self._bump("skipped")
+            self._tally.bump("saved")
+            self._tally.bump("skipped")
         elif decision.verdict == "fail":
-            self._bump("failed")
+            self._tally.bump("failed")
         if decision.verdict in ("skip", "fail"):
             return Outcome(
                 key=key,
@@ -252,7 +226,7 @@ class Batch:
                 error=decision.error,
                 resumed=True,
             )
-        work = _Work(
+        work = Work(
             key=key,
             index=index,
             request=request,
@@ -267,10 +241,10 @@ class Batch:
             self._live.add(key, decision.handle)
             return work
         if decision.uncertain:
-            self._bump("uncertain")
+            self._tally.bump("uncertain")
         return self._check_free(work)
 
-    def _check_free(self, work: _Work) -> _Work | Outcome:
+    def _check_free(self, work: Work) -> Work | Outcome:
         """Refuse, before paying, an item whose files would overwrite existing ones."""
         template = self._template(work)
         if self._options.overwrite or "{request_id}" in template:
@@ -282,18 +256,18 @@ class Batch:
         error = first_taken(paths)
         if error is None:
             return work
-        self._bump("failed")
+        self._tally.bump("failed")
         return Outcome(key=work.key, index=work.index, request=work.request, error=error)
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def _carry(self, work: _Work) -> Outcome:
+    async def _carry(self, work: Work) -> Outcome:
         options = self._options
         while True:
             if work.handle is None:
                 if self._fatal is not None:
                     self._shift(work, "failed")
-                    return self._outcome(work, error=self._fatal)
+                    return work.outcome(error=self._fatal)
                 try:
                     await self._submit(work)
                 except OdiqueueError as exc:
@@ -344,13 +318,13 @@ class Batch:
             ):
                 self._journal.write("failed", work.key, **failure_fields(error, permanent=False))
                 log.info("item %s: %s; submitting again", work.key, error)
-                self._bump("retried")
+                self._tally.bump("retried")
                 self._shift(work, "waiting")
                 work.handle = None
                 continue
             return self._fail(work, error)
 
-    async def _submit(self, work: _Work) -> None:
+    async def _submit(self, work: Work) -> None:
         await self._rate.acquire()
         work.attempts += 1
         self._journal.write("intent", work.key, attempt=work.attempts)
@@ -375,14 +349,14 @@ class Batch:
         self._live.add(work.key, handle)
         self._shift(work, "queued")
 
-    async def _follow(self, work: _Work) -> JobStatus:
+    async def _follow(self, work: Work) -> JobStatus:
         """Poll the job until it ends (see ``_poller``), keeping its counts and stage."""
         assert work.handle is not None
         assert work.submitted_at is not None
 
         def on_look(status: JobStatus) -> None:
             work.polls += 1
-            self._bump("polls")
+            self._tally.bump("polls")
             if not status.terminal:
                 self._shift(work, "queued" if isinstance(status, Queued) else "running")
 
@@ -393,7 +367,7 @@ class Batch:
         work.started_at, work.completed_at = followed.started_at, followed.completed_at
         return followed.status
 
-    async def _collect(self, work: _Work) -> Outcome:
+    async def _collect(self, work: Work) -> Outcome:
         """Save the finished job's images (see ``_collector``), then record them."""
         assert work.handle is not None
         handle = work.handle
@@ -408,7 +382,7 @@ class Batch:
             # process died (and before its "saved" line): that file is this job's own.
             overwrite=self._options.overwrite or work.resumed,
         )
-        self._counts["bytes"] += sum(file.size for file in saved)
+        self._tally.bump("bytes", sum(file.size for file in saved))
         files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
         self._journal.write("saved", work.key, request_id=handle.request_id, files=files)
         self._shift(work, "saved")
@@ -416,14 +390,14 @@ class Batch:
             "item %s: saved %d image(s) from request %s", work.key, len(saved), handle.request_id
         )
         paths = tuple(file.path for file in saved)
-        return self._outcome(work, paths=paths, saved_at=_backoff.now())
+        return work.outcome(paths=paths, saved_at=_backoff.now())
 
-    def _template(self, work: _Work) -> str:
+    def _template(self, work: Work) -> str:
         return work.template or self._options.name_template
 
     # --- outcomes and counts -----------------------------------------------------------------
 
-    def _fail(self, work: _Work, error: OdiqueueError) -> Outcome:
+    def _fail(self, work: Work, error: OdiqueueError) -> Outcome:
         if error.fatal and self._fatal is None:
             log.error("stopping new submissions: %s", error)
             self._fatal = error
@@ -449,38 +423,12 @@ class Batch:
             self._live.discard(work.handle)
         self._shift(work, "failed")
         log.warning("item %s failed: %s", work.key, error)
-        return self._outcome(work, error=error)
+        return work.outcome(error=error)
 
-    def _outcome(self, work: _Work, **fields: Any) -> Outcome:
-        return Outcome(
-            key=work.key,
-            index=work.index,
-            request=work.request,
-            request_id=work.handle.request_id if work.handle else None,
-            attempts=work.attempts,
-            polls=work.polls,
-            submitted_at=work.submitted_at,
-            started_at=work.started_at,
-            completed_at=work.completed_at,
-            resumed=work.resumed,
-            uncertain=work.uncertain,
-            **fields,
-        )
-
-    def _bump(self, counter: str, by: int = 1) -> None:
-        self._counts[counter] += by
-
-    def _shift(self, work: _Work, stage: str) -> None:
+    def _shift(self, work: Work, stage: str) -> None:
         if stage != work.stage:
-            self._counts[work.stage] -= 1 if work.stage in self._counts else 0
-            if stage in self._counts:
-                self._counts[stage] += 1
+            self._tally.move(work.stage, stage)
             work.stage = stage
-            self._changed()
-
-    def _changed(self) -> None:
-        if self._on_progress is not None:
-            self._on_progress(self.progress)
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

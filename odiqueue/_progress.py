@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 import attrs
 
-__all__ = ["Progress"]
+from odiqueue import _backoff
+
+__all__ = ["Progress", "Tally"]
 
 
 @attrs.frozen(kw_only=True)
@@ -39,3 +44,37 @@ class Progress:
     def rate(self) -> float:
         """Items saved per second so far."""
         return (self.saved - self.skipped) / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Tally:
+    """A running batch's counts, kept as items move, told to ``on_progress`` at each change."""
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
+        self._on_progress = on_progress
+        self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self.started = 0.0
+
+    def snapshot(self) -> Progress:
+        """The counts right now."""
+        return Progress(**self._counts, elapsed=_backoff.now() - self.started)
+
+    def bump(self, counter: str, by: int = 1) -> None:
+        """Add to a counter, without telling anyone yet (see :meth:`changed`)."""
+        self._counts[counter] += by
+
+    def move(self, old: str, new: str) -> None:
+        """An item moved from stage ``old`` to stage ``new``; told at once."""
+        counts = self._counts
+        if old in counts:
+            counts[old] -= 1
+        if new in counts:
+            counts[new] += 1
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell ``on_progress`` the counts as they are now."""
+        if self._on_progress is not None:
+            self._on_progress(self.snapshot())
+
+
+_COUNTERS: Final = tuple(name for name in attrs.fields_dict(Progress) if name != "elapsed")
