@@ -36,8 +36,10 @@ from odiqueue._errors import (
     ConfigurationError,
     ContentPolicyError,
     DeadlineExceededError,
+    ImageDownloadError,
     InvalidRequestError,
     JobCancelledError,
+    JobError,
     JobFailedError,
     NotFoundError,
     OdiqueueError,
@@ -115,6 +117,8 @@ class Batch:
         self._fatal: OdiqueueError | None = None
         self._task_group: TaskGroup | None = None
         self._keys = ItemKeys()
+        # Lower-cased file names claimed by this run's items, with the item's index.
+        self._claimed: dict[str, int] = {}
 
     # --- the caller's side -----------------------------------------------------------------
 
@@ -123,7 +127,7 @@ class Batch:
         fresh = not self._options.resume
         self._states = await anyio.to_thread.run_sync(lambda: self._journal.open(fresh=fresh))
         try:
-            # Under the lock no other batch writes here: any .part file is a killed run's.
+            # Under the lock no other batch writes here: any part file is a killed run's.
             await anyio.to_thread.run_sync(remove_parts, self._out_dir)
         except BaseException:
             self._journal.close()
@@ -238,23 +242,38 @@ class Batch:
             work.template = literal_template(item.name)
         if decision.handle is not None:  # attach: already paid for, followed by id
             work.handle, work.submitted_at = decision.handle, _backoff.now()
+            work.inherited = True
             self._live.add(key, decision.handle)
-            return work
+            return self._check_free(work)
         if decision.uncertain:
             self._tally.bump("uncertain")
         return self._check_free(work)
 
     def _check_free(self, work: Work) -> Work | Outcome:
-        """Refuse, before paying, an item whose files would overwrite existing ones."""
+        """Refuse, before paying, an item whose files would overwrite existing ones or an
+        earlier item's (names compared as saved, ignoring case). A job already paid for is
+        never refused: should its name be taken, its image is kept under a second name."""
         template = self._template(work)
-        if self._options.overwrite or "{request_id}" in template:
+        if "{request_id}" in template:
             return work
         paths = [
             self._collector.path(template, work.key, work.request, i, "")
             for i in range(work.request.count)
         ]
-        error = first_taken(paths)
+        names = [path.name.lower() for path in paths]
+        error: OutputFileError | None = None
+        if work.handle is None:
+            clash = next((name for name in names if name in self._claimed), None)
+            if clash is not None:
+                error = OutputFileError(
+                    f"item {work.index}: its image would be saved as {clash}, like item "
+                    f"{self._claimed[clash]}'s: give the items names of their own"
+                )
+            elif not self._options.overwrite:
+                error = first_taken(paths)
         if error is None:
+            for name in names:
+                self._claimed.setdefault(name, work.index)
             return work
         self._tally.bump("failed")
         return Outcome(key=work.key, index=work.index, request=work.request, error=error)
@@ -279,38 +298,50 @@ class Batch:
                 with contextlib.nullcontext() if deadline is None else anyio.fail_after(deadline):
                     status = await self._follow(work)
             except TimeoutError:
-                finished = await self._live.past_deadline(work.handle, work.key)
+                cancelled, finished = await self._live.past_deadline(work.handle, work.key)
                 if finished is None:
+                    # Only a cancel the server confirmed ends the job: one it never heard
+                    # of may still finish (and be billed), so a rerun must fetch it.
                     return self._fail(
                         work,
                         DeadlineExceededError(
                             f"the job did not finish within {options.deadline}s",
                             request_id=work.handle.request_id,
                         ),
+                        ended=cancelled,
                     )
                 status = finished
             except NotFoundError as exc:
-                if work.resumed and work.polls <= 1:
-                    # An earlier run's job the server no longer knows (expired): pay again.
-                    log.warning("item %s: earlier job %s is gone; submitting again", work.key, exc)
-                    self._live.discard(work.handle)
-                    work.handle = None
+                if self._start_over(work, exc):
                     continue
                 return self._fail(work, exc)
             except OdiqueueError as exc:
                 return self._fail(work, exc)
             self._live.discard(work.handle)
             if isinstance(status, Succeeded):
+                # The job is done and paid for, and some of its images may be saved already:
+                # unless it turns out to have no image at all, a failure here leaves its
+                # "submitted" line the last word, so a rerun fetches its result again.
                 try:
                     return await self._collect(work)
-                except OdiqueueError as exc:
+                except JobError as exc:
                     return self._fail(work, exc)
+                except ImageDownloadError as exc:
+                    if exc.status in (404, 410) and self._start_over(work, exc):
+                        continue
+                    return self._fail(work, exc, ended=False)
+                except OdiqueueError as exc:
+                    return self._fail(work, exc, ended=False)
                 except OSError as exc:
                     return self._fail(
-                        work, OutputFileError(str(exc), request_id=work.handle.request_id)
+                        work,
+                        OutputFileError(str(exc), request_id=work.handle.request_id),
+                        ended=False,
                     )
             error = failure_of(status)
             assert error is not None  # a terminal status that is not Succeeded
+            if isinstance(error, JobCancelledError) and self._start_over(work, error):
+                continue  # most likely cancelled by the run that was interrupted
             if (
                 isinstance(error, JobFailedError)
                 and error.transient
@@ -324,9 +355,23 @@ class Batch:
                 continue
             return self._fail(work, error)
 
+    def _start_over(self, work: Work, why: OdiqueueError) -> bool:
+        """Drop an earlier run's job whose images can no longer come (it expired, its
+        images did, or it was cancelled), so that the item is submitted again. Never a job
+        of this run: that would pay again and again for the same failure."""
+        if not work.inherited or work.handle is None:
+            return False
+        log.warning(
+            "item %s: earlier job can no longer deliver (%s); submitting again", work.key, why
+        )
+        self._live.discard(work.handle)
+        work.handle = None
+        return True
+
     async def _submit(self, work: Work) -> None:
         await self._rate.acquire()
         work.attempts += 1
+        work.inherited = False
         self._journal.write("intent", work.key, attempt=work.attempts)
         refused = self._client._transport.submits_refused
         handle = await self._client.submit(work.request)
@@ -378,9 +423,10 @@ class Batch:
             template=self._template(work),
             key=work.key,
             request=work.request,
-            # A resumed job may have had this very file renamed into place just before the
-            # process died (and before its "saved" line): that file is this job's own.
-            overwrite=self._options.overwrite or work.resumed,
+            # Never forced for a resumed job: a file it had put in place just before the
+            # process died holds the same bytes and is taken as is (see ``_sink``); any
+            # other file at that name is someone's, and is kept.
+            overwrite=self._options.overwrite,
         )
         self._tally.bump("bytes", sum(file.size for file in saved))
         files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
@@ -397,14 +443,18 @@ class Batch:
 
     # --- outcomes and counts -----------------------------------------------------------------
 
-    def _fail(self, work: Work, error: OdiqueueError) -> Outcome:
+    def _fail(self, work: Work, error: OdiqueueError, *, ended: bool | None = None) -> Outcome:
+        """The item's failed outcome. ``ended``: whether its job is over on the server (by
+        default, whether ``error`` says so); only then does a rerun submit it again."""
         if error.fatal and self._fatal is None:
             log.error("stopping new submissions: %s", error)
             self._fatal = error
+        if ended is None:
+            ended = isinstance(error, _JOB_ENDED)
         if work.handle is None and isinstance(error, SubmissionUncertainError):
             # Only the intent line stays, so that resume reports this item as uncertain.
             pass
-        elif work.handle is None or isinstance(error, _JOB_ENDED):
+        elif work.handle is None or ended:
             permanent = isinstance(error, (ContentPolicyError, InvalidRequestError)) or (
                 isinstance(error, JobFailedError) and error.error_type in PERMANENT_ERROR_TYPES
             )

@@ -392,12 +392,14 @@ class AsyncClient:
         expected_format: str | None = None,
         request_id: str | None = None,
     ) -> SavedFile:
-        """Save one image to ``path``: streamed in chunks to ``path.part``, verified, renamed.
+        """Save one image to ``path``: streamed in chunks to a part file, verified, renamed.
 
         The file is checked to be non-empty, as long as the server announced, and an image of
         the expected format (from ``expected_format`` or the image's content type). Downloads
-        are retried like any idempotent GET; an existing file is kept unless ``overwrite``.
-        Image hosts other than the API's origin never receive the API key.
+        are retried like any idempotent GET. An existing file is kept unless ``overwrite``:
+        :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
+        this image already). Image hosts other than the API's origin never receive the API
+        key; an error status from an image host raises :class:`ImageDownloadError`.
         """
         self._require_open()
         target = Path(path)

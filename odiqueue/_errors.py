@@ -10,6 +10,7 @@
     ├── DecodeError                a reply that does not parse (names the JSON path)
     ├── ResponseTooLargeError      a reply or image over its size cap
     ├── OutputFileError            an image could not be written where it was meant to go
+    ├── ImageDownloadError         the image host answered with an error status (never fatal)
     ├── SubmissionUncertainError   the submit POST may have created a paid job: do not blindly retry
     ├── TransportError             no HTTP reply at all
     │   ├── ConnectError           the request never reached the server
@@ -49,6 +50,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "ImageDownloadError",
     "InsufficientCreditsError",
     "InvalidParameterError",
     "InvalidRequestError",
@@ -148,6 +150,15 @@ class ResponseTooLargeError(OdiqueueError):
 class OutputFileError(OdiqueueError):
     """An image could not be saved: the file exists (and overwriting was not asked), or the
     disk refused it. A paid job stays recorded in the manifest, so a rerun fetches it again.
+    """
+
+
+class ImageDownloadError(OdiqueueError):
+    """The host of a finished job's image answered with an error status (an expired signed
+    link, a CDN that has not caught up, a rate limit). It concerns that one image: unlike
+    the same status from the API, a 401 or 403 here says nothing about the API key, so it
+    never stops a batch. The job stays recorded as paid for, so a rerun fetches its result
+    (and fresh links) again instead of paying twice.
     """
 
 

@@ -36,6 +36,7 @@ from odiqueue._errors import (
     APIError,
     ConnectError,
     DecodeError,
+    ImageDownloadError,
     OdiqueueError,
     RateLimitError,
     RequestTimeoutError,
@@ -403,10 +404,7 @@ class Transport:
             response = await self._send("GET", url, None, request_id)
             try:
                 if response.status >= 300:
-                    body = await response.content.read(4096)
-                    raise self._error_for(
-                        response.status, body, response.headers, request_id, False
-                    )
+                    raise _image_host_error(response.status, response.headers, url, request_id)
                 # With a Content-Encoding, Content-Length counts the compressed bytes, not
                 # the image: only the cap (counted as it inflates) applies then.
                 encoded = "Content-Encoding" in response.headers
@@ -436,6 +434,26 @@ class Transport:
                     request_id=request_id,
                 )
             yield chunk
+
+
+def _image_host_error(
+    status: int, headers: CIMultiDictProxy[str], url: URL, request_id: str | None
+) -> Exception:
+    """An error status from an image's host, as a failure of that one image.
+
+    Not read through the API's error table: a CDN's 401 or 403 (an expired signed link) is
+    not a bad key, and its 429 is not the API's rate limit, so neither may stop a batch or
+    slow every API call. A 404 is retried too: a CDN may serve a new file a moment late.
+    """
+    error = ImageDownloadError(
+        f"the image host {url.host} answered HTTP {status}",
+        request_id=request_id,
+        status=status,
+        provider_request_id=headers.get("X-Request-Id"),
+    )
+    if status in RETRY_STATUSES or status == 404:
+        return _Retryable(error, _backoff.parse_retry_after(headers.get("Retry-After")))
+    return error
 
 
 def retryable(error: OdiqueueError) -> Exception:

@@ -7,6 +7,7 @@ so the user fixes the whole file in one go, each named by row number, column and
 from __future__ import annotations
 
 import csv
+import io
 import json
 import string
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ import attrs
 
 from odiqueue._errors import InvalidParameterError
 from odiqueue._models import BatchItem, ImageRequest
+from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template
 
 __all__ = ["InputError", "RowProblem", "read_items"]
 
@@ -62,6 +64,29 @@ class InputError(Exception):
         self.problems = problems
 
 
+def _file_names(item: BatchItem) -> list[str]:
+    """The names the row's images are saved under (lower-cased), when the row fixes them."""
+    if item.name is not None:
+        template = literal_template(item.name)
+    elif item.key is not None:
+        template = DEFAULT_TEMPLATE
+    else:
+        return []  # named by a digest of the request: two such rows never share a name
+    count = item.request.count
+    return [
+        image_path(
+            Path(),
+            template,
+            key=item.key or "",
+            index=index,
+            request_id="",
+            ext=item.request.format.extension,
+            count=count,
+        ).name.lower()
+        for index in range(count)
+    ]
+
+
 def read_items(
     path: Path, *, defaults: Mapping[str, Any], template: str | None = None
 ) -> list[tuple[int, BatchItem]]:
@@ -103,17 +128,19 @@ def read_items(
                 )
                 continue
             keys[item.key] = number
-        if item.name is not None:
-            if item.name.lower() in names:
-                problems.append(
-                    RowProblem(
-                        number,
-                        "filename",
-                        f"{item.name!r} is also row {names[item.name.lower()]}'s",
-                    )
+        files = _file_names(item)
+        clash = next((name for name in files if name in names), None)
+        if clash is not None:
+            problems.append(
+                RowProblem(
+                    number,
+                    "filename" if item.name is not None else "id",
+                    f"its image would be saved as {clash!r}, like row {names[clash]}'s "
+                    "(names are compared as saved: cleaned, with extension, ignoring case)",
                 )
-                continue
-            names[item.name.lower()] = number
+            )
+            continue
+        names.update(dict.fromkeys(files, number))
         items.append((number, item))
     if problems:
         raise InputError(
@@ -124,31 +151,42 @@ def read_items(
     return items
 
 
+def _lines(text: str) -> list[str]:
+    """The file's lines. Not ``str.splitlines``: that also splits at form feeds, U+2028 and
+    other characters a prompt may hold, which would cut a row in two and misnumber the rest."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _txt_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_lines(text), 1):
         prompt = line.strip()
         if prompt and not prompt.startswith("#"):
             yield number, {"prompt": prompt}
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames:
+    # The csv module reads the line ends itself, so a quoted cell keeps its line breaks.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
         return
-    headers = [h.strip().lower() if h else h for h in reader.fieldnames]
-    reader.fieldnames = headers
-    for record in reader:
-        number = reader.line_num
-        if None in record:
+    headers = [h.strip().lower() for h in header]
+    while True:
+        number = reader.line_num + 1  # a row is named by its first line
+        record = next(reader, None)
+        if record is None:
+            return
+        if len(record) > len(headers):
             yield number, RowProblem(number, None, "more cells than the header has columns")
             continue
-        cells = {k: (v or "").strip() for k, v in record.items() if k}
+        record += [""] * (len(headers) - len(record))  # missing cells are empty, as in Excel
+        cells = {k: v.strip() for k, v in zip(headers, record, strict=True) if k}
         if any(cells.values()):
             yield number, cells
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:

@@ -67,12 +67,14 @@ class LiveJobs:
             return outcome
         return None
 
-    async def past_deadline(self, handle: JobHandle, key: str) -> JobStatus | None:
-        """Cancel a job past its deadline; its final status if it had finished after all."""
-        if await self.cancel(handle, key) is not CancelOutcome.ALREADY_COMPLETED:
-            return None
+    async def past_deadline(self, handle: JobHandle, key: str) -> tuple[bool, JobStatus | None]:
+        """Cancel a job past its deadline: whether the server confirmed the cancel, and the
+        job's final status if it had finished after all."""
+        outcome = await self.cancel(handle, key)
+        if outcome is not CancelOutcome.ALREADY_COMPLETED:
+            return outcome is CancelOutcome.REQUESTED, None
         try:
             status = await self._client.status(handle)
         except OdiqueueError:
-            return None
-        return status if status.terminal else None
+            return False, None
+        return False, status if status.terminal else None

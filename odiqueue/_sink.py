@@ -1,7 +1,9 @@
-"""Writing image bytes to disk: a ``.part`` file, verification, then an atomic rename.
+"""Writing image bytes to disk: a part file, verification, then an atomic rename.
 
-A file at its final name is always complete and verified; anything else is a ``.part`` file
-that is removed on failure.
+A file at its final name is always complete and verified; anything else is a part file
+(``<name>.<writer>.odiqueue-part``) that is removed on failure. Each write has a part file
+of its own, so two writes aimed at one name never mix their bytes, and the suffix is ours
+alone, so clearing a killed run's leftovers never touches anybody else's ``.part`` files.
 
 File I/O runs in worker threads, batched: bytes are gathered up to ``FLUSH_BYTES`` and handed
 to a thread in one go, which also hashes them (off the event loop), and the last piece, the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +31,7 @@ from anyio.lowlevel import RunVar
 __all__ = [
     "FLUSH_BYTES",
     "INLINE_BYTES",
+    "PART_SUFFIX",
     "ContentError",
     "SavedFile",
     "remove_parts",
@@ -37,6 +41,7 @@ __all__ = [
 
 FLUSH_BYTES: Final = 1024 * 1024
 INLINE_BYTES: Final = 64 * 1024
+PART_SUFFIX: Final = ".odiqueue-part"
 # O_BINARY: on Windows a descriptor is otherwise opened in text mode, which rewrites bytes.
 _CREATE: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
@@ -73,8 +78,12 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def part_path(path: Path) -> str:
-    """Where bytes for ``path`` are written until they are complete."""
-    return f"{os.fspath(path)}.part"
+    """Where bytes for ``path`` are written until they are complete: a name no other write
+    uses (this process's id and a count), so concurrent writes to one name stay apart."""
+    return f"{os.fspath(path)}.{os.getpid()}-{next(_WRITES)}{PART_SUFFIX}"
+
+
+_WRITES = itertools.count()
 
 
 async def write_atomic(
@@ -87,11 +96,13 @@ async def write_atomic(
 ) -> SavedFile:
     """Stream ``chunks`` into ``path`` through ``path.part``, verify, then rename.
 
-    Raises :class:`FileExistsError` when ``path`` exists and ``overwrite`` is false (checked
-    at the rename, so a file that appears meanwhile is kept too), and :class:`ContentError`
+    Raises :class:`FileExistsError` when ``path`` exists with other bytes and ``overwrite``
+    is false (checked at the rename, so a file that appears meanwhile is kept too; a file
+    with the very same bytes is this image already, and is kept as it is), and
+    :class:`ContentError`
     when the bytes are empty, shorter or longer than ``expected_length``, or not a known
     image format (or not ``expected_format``). The parent folder is created if needed. The
-    ``.part`` file never outlives a failure or a cancellation.
+    part file never outlives a failure or a cancellation.
     """
     writer = _PartWriter(path)
     pending: list[bytes] = []
@@ -120,8 +131,8 @@ async def write_atomic(
 
 
 def remove_parts(out_dir: Path) -> None:
-    """Remove the ``.part`` files a killed run left in ``out_dir`` (call under its lock)."""
-    for part in out_dir.glob("*.part"):
+    """Remove the part files a killed run left in ``out_dir`` (call under its lock)."""
+    for part in out_dir.glob(f"*{PART_SUFFIX}"):
         part.unlink(missing_ok=True)
 
 
@@ -169,7 +180,7 @@ class _PartWriter:
         fd, self._fd = self._fd, None
         assert fd is not None
         os.close(fd)
-        _publish(self.part, os.fspath(path), overwrite=overwrite)
+        _publish(self.part, os.fspath(path), overwrite=overwrite, digest=self.digest)
 
     def discard(self) -> None:
         if self._fd is not None:
@@ -195,7 +206,7 @@ def _verify(
     return found
 
 
-def _publish(part: str, path: str, *, overwrite: bool) -> None:
+def _publish(part: str, path: str, *, overwrite: bool, digest: hashlib._Hash) -> None:
     if overwrite:
         os.replace(part, path)
         return
@@ -203,10 +214,32 @@ def _publish(part: str, path: str, *, overwrite: bool) -> None:
     try:
         os.link(part, path)
     except FileExistsError:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)") from None
+        _taken(part, path, digest)
+        return
     except OSError:
         if os.path.exists(path):
-            raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)") from None
+            _taken(part, path, digest)
+            return
         os.replace(part, path)
         return
     os.unlink(part)
+
+
+def _taken(part: str, path: str, digest: hashlib._Hash) -> None:
+    """``path`` exists: fine if it holds these very bytes (a rerun fetching an image that an
+    interrupted run had already put in place), else the existing file is kept and this
+    write refused."""
+    if _sha256_of(path) != digest.hexdigest():
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    os.unlink(part)
+
+
+def _sha256_of(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(FLUSH_BYTES):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -21,6 +21,8 @@ class Work:
     request: ImageRequest
     handle: JobHandle | None = None
     resumed: bool = False
+    #: Whether ``handle`` is an earlier run's job (not yet replaced by a submit of this run).
+    inherited: bool = False
     uncertain: bool = False
     attempts: int = 0
     polls: int = 0

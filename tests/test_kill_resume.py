@@ -90,4 +90,4 @@ async def test_sigkill_repeatedly_then_resume(tmp_path: Path) -> None:
     for path in images:
         with PILImage.open(path) as img:
             img.verify()
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.glob("*part"))

@@ -6,9 +6,16 @@ import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
-from odiqueue._sink import FLUSH_BYTES, INLINE_BYTES, ContentError, write_atomic
+from odiqueue._sink import (
+    FLUSH_BYTES,
+    INLINE_BYTES,
+    ContentError,
+    remove_parts,
+    write_atomic,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +32,7 @@ async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 @pytest.mark.parametrize("size", SIZES)
 async def test_written_whole_and_verified(tmp_path: Path, size: int) -> None:
     """Whatever the size (inline or threaded), the file holds every byte, its hash is the
-    hash of those bytes, and no .part stays."""
+    hash of those bytes, and no part file stays."""
     data = PNG + bytes(range(256)) * (size // 256 + 1)
     data = data[:size]
     path = tmp_path / "new" / "a.png"  # the folder is created on first use
@@ -38,13 +45,58 @@ async def test_written_whole_and_verified(tmp_path: Path, size: int) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_existing_file_kept_and_part_removed(tmp_path: Path, size: int) -> None:
-    """A file that already exists is never replaced, and the .part file is cleaned up."""
+    """A file that already exists is never replaced, and the part file is cleaned up."""
     path = tmp_path / "a.png"
     path.write_bytes(b"mine")
     with pytest.raises(FileExistsError):
         await write_atomic(path, chunks(PNG + bytes(size - len(PNG))))
     assert path.read_bytes() == b"mine"
     assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_existing_file_with_the_same_bytes_is_this_image(tmp_path: Path, size: int) -> None:
+    """A file that already holds exactly these bytes (put there by an interrupted run) is
+    taken as the saved image, not refused and not written again."""
+    data = PNG + bytes(size - len(PNG))
+    path = tmp_path / "a.png"
+    path.write_bytes(data)
+    before = path.stat().st_ino
+    saved = await write_atomic(path, chunks(data))
+    assert saved.sha256 == hashlib.sha256(data).hexdigest()
+    assert path.stat().st_ino == before
+    assert list(tmp_path.iterdir()) == [path]
+
+
+async def test_concurrent_writes_to_one_name_never_mix(tmp_path: Path) -> None:
+    """Two large images written to one name at once: one wins whole, the other is refused
+    whole, and the winner's file holds exactly its own bytes."""
+    size = 3 * FLUSH_BYTES
+    images = [PNG + bytes([fill]) * (size - len(PNG)) for fill in (1, 2)]
+    path = tmp_path / "a.png"
+    results: dict[int, object] = {}
+
+    async def write(which: int) -> None:
+        try:
+            results[which] = await write_atomic(path, chunks(images[which], FLUSH_BYTES // 4))
+        except FileExistsError as exc:
+            results[which] = exc
+
+    async with anyio.create_task_group() as group:
+        for which in (0, 1):
+            group.start_soon(write, which)
+    (winner,) = [which for which, result in results.items() if not isinstance(result, Exception)]
+    assert isinstance(results[1 - winner], FileExistsError)
+    assert path.read_bytes() == images[winner]
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_only_our_own_part_files_are_cleared(tmp_path: Path) -> None:
+    """Clearing a killed run's leftovers leaves other programs' ``.part`` files alone."""
+    (tmp_path / "a.png.123-4.odiqueue-part").write_bytes(b"ours")
+    (tmp_path / "movie.mkv.part").write_bytes(b"a browser's download")
+    remove_parts(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["movie.mkv.part"]
 
 
 @pytest.mark.parametrize("size", SIZES)

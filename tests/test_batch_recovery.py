@@ -1,0 +1,203 @@
+"""A batch keeps paid jobs and saved images through failures that concern one job: an image
+host refusing a link, a cancel nobody confirmed, an earlier run's job that can no longer
+deliver, a job that completes without images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from odiqueue import (
+    AsyncClient,
+    BatchItem,
+    DeadlineExceededError,
+    ImageDownloadError,
+    ImageRequest,
+    JobFailedError,
+    OutputFileError,
+    RetryPolicy,
+    instant_waits,
+)
+from odiqueue.testing import Faults
+from odiqueue.testing._images import render
+from tests.conftest import emulated
+from tests.scripted import Scripted, ScriptedServer, scripted_server
+
+pytestmark = pytest.mark.anyio
+
+QUEUE = "/model/v1/queue/gpt_image_1"
+PNG = render("png", 64, 64, False, None)
+
+
+def events(folder: Path) -> list[str]:
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    return [json.loads(line)["event"] for line in lines]
+
+
+def finished_job(api: ScriptedServer, job: str, *image_urls: str) -> None:
+    """Script job ``job`` as completed, its result listing ``image_urls``."""
+    outputs = [{"type": "image", "url": url, "content_type": "image/png"} for url in image_urls]
+    api.script("GET", f"{QUEUE}/requests/{job}/status", Scripted(200, {"status": "COMPLETED"}))
+    api.script("GET", f"{QUEUE}/requests/{job}/response", Scripted(200, {"outputs": outputs}))
+
+
+async def test_image_host_refusing_one_link_fails_that_item_only(tmp_path: Path) -> None:
+    """A 403 from the image host (an expired signed link) is not a bad API key: the batch
+    goes on, and only that item fails, with its job kept for a rerun."""
+    async with scripted_server() as api, scripted_server() as cdn:
+        api.script("POST", QUEUE, *[Scripted(200, {"request_id": f"j{i}"}) for i in range(6)])
+        for i in range(6):
+            finished_job(api, f"j{i}", f"{cdn.url}/j{i}.png")
+            cdn.script("GET", f"/j{i}.png", Scripted(200, PNG, {"Content-Type": "image/png"}))
+        cdn.replies[("GET", "/j0.png")].clear()
+        cdn.script("GET", "/j0.png", Scripted(403, b"<Error><Code>AccessDenied</Code></Error>"))
+        items = [(f"k{i}", ImageRequest(f"p{i}")) for i in range(6)]
+        async with AsyncClient("sk-test-key-0123", base_url=api.url + "/model") as client:
+            async with client.generate_many(items, tmp_path, max_in_flight=1) as outcomes:
+                got = {o.key: o async for o in outcomes}
+        assert api.count("POST", QUEUE) == 6
+    assert [key for key, o in got.items() if not o.ok] == ["k0"]
+    error = got["k0"].error
+    assert isinstance(error, ImageDownloadError)
+    assert error.status == 403
+    assert not error.fatal
+    # No "failed" line for k0: its "submitted" line stays, so a rerun fetches it by id.
+    lines = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert [line["event"] for line in lines if line["key"] == "k0"] == ["intent", "submitted"]
+
+
+async def test_own_job_whose_image_is_gone_is_not_paid_for_again(tmp_path: Path) -> None:
+    """An image that stays 404 fails its item without a second submit in the same run."""
+    async with scripted_server() as api:
+        api.script("POST", QUEUE, Scripted(200, {"request_id": "j1"}))
+        finished_job(api, "j1", f"{api.url}/j1.png")
+        api.script("GET", "/j1.png", Scripted(404, {"detail": "gone"}))
+        async with AsyncClient("sk-test-key-0123", base_url=api.url + "/model") as client:
+            with instant_waits():
+                async with client.generate_many(["x"], tmp_path) as outcomes:
+                    (outcome,) = [o async for o in outcomes]
+        assert api.count("POST", QUEUE) == 1
+    assert isinstance(outcome.error, ImageDownloadError)
+    assert events(tmp_path) == ["intent", "submitted"]
+
+
+async def test_earlier_runs_job_whose_images_are_gone_is_submitted_again(tmp_path: Path) -> None:
+    """A rerun that finds an earlier job's images gone for good (and one of them saved before
+    the rest failed) pays once more and keeps the image it already had."""
+    async with scripted_server() as api:
+        api.script(
+            "POST", QUEUE, Scripted(200, {"request_id": "j1"}), Scripted(200, {"request_id": "j2"})
+        )
+        finished_job(api, "j1", f"{api.url}/j1-0.png", f"{api.url}/j1-1.png")
+        finished_job(api, "j2", f"{api.url}/j2-0.png", f"{api.url}/j2-1.png")
+        api.script("GET", "/j1-0.png", Scripted(200, PNG, {"Content-Type": "image/png"}))
+        api.script("GET", "/j1-1.png", Scripted(404, {"detail": "expired"}))
+        other = render("png", 32, 32, False, None)  # the new job draws another picture
+        for name in ("j2-0", "j2-1"):
+            api.script("GET", f"/{name}.png", Scripted(200, other, {"Content-Type": "image/png"}))
+        items = [("sku", ImageRequest("x", n=2))]
+        async with AsyncClient("sk-test-key-0123", base_url=api.url + "/model") as client:
+            with instant_waits():
+                async with client.generate_many(items, tmp_path) as outcomes:
+                    (first,) = [o async for o in outcomes]
+                async with client.generate_many(items, tmp_path) as outcomes:
+                    (second,) = [o async for o in outcomes]
+        assert api.count("POST", QUEUE) == 2
+    assert not first.ok
+    assert second.ok, second.error
+    assert second.request_id == "j2"
+    # The first job's image 0 is paid for too: it is kept beside the new job's.
+    assert len(list(tmp_path.glob("sku_0*.png"))) == 2
+
+
+async def test_deadline_whose_cancel_never_arrived_leaves_the_job_to_the_rerun(
+    tmp_path: Path,
+) -> None:
+    """Past its deadline a job is cancelled; when the cancel cannot be delivered, the job may
+    still finish and be billed, so a rerun fetches it rather than paying again."""
+    async with emulated() as (emu, client):
+        emu.set_faults(Faults(rate_503=1.0, calls=frozenset({"cancel"})))
+        base = emu.base_url
+        async with AsyncClient(
+            "sk-test-key-0123", base_url=base, retry=RetryPolicy(attempts=2)
+        ) as short:
+            items = ["slow [duration:0.8]"]
+            async with short.generate_many(items, tmp_path, deadline=0.3) as outcomes:
+                (first,) = [o async for o in outcomes]
+        assert isinstance(first.error, DeadlineExceededError)
+        assert "failed" not in events(tmp_path)
+        emu.set_faults(Faults())
+        await anyio.sleep(1.0)  # the job the cancel never reached completes on the server
+        async with client.generate_many(items, tmp_path) as outcomes:
+            (second,) = [o async for o in outcomes]
+        assert second.ok, second.error
+        assert second.request_id == first.request_id
+        assert emu.stats.jobs_created == 1
+
+
+async def test_job_cancelled_without_confirmation_is_submitted_again(tmp_path: Path) -> None:
+    """A job the interrupted run cancelled, whose confirmation came too late to be recorded,
+    is submitted again by the rerun instead of being reported as cancelled."""
+    items = ["slow [duration:0.5]"]
+    async with emulated() as (emu, client):
+        emu.set_faults(Faults(rate_slow=1.0, slow_seconds=1.0, calls=frozenset({"cancel"})))
+        async with client.generate_many(items, tmp_path, cancel_timeout=0.3):
+            await anyio.sleep(0.1)  # left while the job runs
+        emu.set_faults(Faults())
+        await anyio.sleep(1.0)
+        assert "cancelled" not in events(tmp_path)
+        async with client.generate_many(items, tmp_path) as outcomes:
+            (outcome,) = [o async for o in outcomes]
+        assert outcome.ok, outcome.error
+        assert emu.stats.jobs_created == 2
+
+
+async def test_completed_job_without_images_is_a_failure(tmp_path: Path) -> None:
+    """A job that completes with an empty result is a failed item, not a saved one."""
+    async with scripted_server() as api:
+        api.script("POST", QUEUE, Scripted(200, {"request_id": "j1"}))
+        finished_job(api, "j1")
+        async with AsyncClient("sk-test-key-0123", base_url=api.url + "/model") as client:
+            async with client.generate_many(["x"], tmp_path) as outcomes:
+                (outcome,) = [o async for o in outcomes]
+                progress = outcomes.progress
+    assert isinstance(outcome.error, JobFailedError)
+    assert (progress.saved, progress.failed) == (0, 1)
+    assert events(tmp_path)[-1] == "failed"
+
+
+async def test_items_whose_names_clash_once_cleaned_pay_for_one_only(tmp_path: Path) -> None:
+    """``a/b`` and ``a:b`` would both be saved as ``a_b_0.png``: the later item is refused
+    before it is paid for, even with overwrite, and the earlier one's image is whole."""
+    items = [("a/b", ImageRequest("red mug")), ("a:b", ImageRequest("blue mug"))]
+    async with emulated() as (emu, client):
+        async with client.generate_many(items, tmp_path, overwrite=True) as outcomes:
+            first, second = sorted([o async for o in outcomes], key=lambda o: o.index)
+        assert emu.stats.jobs_created == 1
+    assert first.ok
+    assert [p.name for p in first.paths] == ["a_b_0.png"]
+    assert isinstance(second.error, OutputFileError)
+    assert "a_b_0.png" in str(second.error)
+
+
+async def test_resumed_item_renamed_onto_a_users_file_keeps_both(tmp_path: Path) -> None:
+    """An earlier run's job whose item is now named like a file the user has: the job is
+    paid for, so its image is saved under a second name and the user's file stays as it is."""
+    request = ImageRequest("a mug [duration:0.6]")
+    async with emulated() as (emu, client):
+        items = [BatchItem(request, key="sku1", name="draft")]
+        async with client.generate_many(items, tmp_path, keep_remote=True):
+            await anyio.sleep(0.2)  # submitted, then left
+        mine = tmp_path / "logo.png"
+        mine.write_bytes(b"\x89PNG\r\n\x1a\n the user's own logo")
+        items = [BatchItem(request, key="sku1", name="logo")]
+        async with client.generate_many(items, tmp_path) as outcomes:
+            (outcome,) = [o async for o in outcomes]
+        assert emu.stats.jobs_created == 1
+    assert mine.read_bytes() == b"\x89PNG\r\n\x1a\n the user's own logo"
+    assert outcome.ok, outcome.error
+    (saved,) = outcome.paths
+    assert saved.name == f"logo.{outcome.request_id}.png"
