@@ -213,6 +213,7 @@ class Batch:
         """Turn one input item into work, or into an outcome an earlier run already decided."""
         key, request = self._keys.identify(item, index)
         if request is None:
+            self._tally.bump("failed")
             return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
         decision = decide(key, self._states.pop(key, None), self._out_dir)
         if decision.verdict == "skip":

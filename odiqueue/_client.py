@@ -421,7 +421,15 @@ class AsyncClient:
                 ) from None
         if image.url is None:
             raise ValueError("the image has neither a url nor inline data")
-        url = URL(image.url)
+        try:
+            url = URL(image.url)
+            url.port  # noqa: B018 (yarl checks the port only when asked)
+        except ValueError:
+            raise DecodeError(
+                f"the image URL is not a URL: {image.url[:80]!r}",
+                path="image.url",
+                request_id=request_id,
+            ) from None
 
         async def attempt() -> SavedFile:
             async with self._transport.download(url, request_id=request_id) as (length, chunks):

@@ -176,6 +176,9 @@ def resolve_api_key(api_key: str | Secret | None) -> Secret:
         )
     if any(c.isspace() for c in value) or not value.isprintable():
         raise ConfigurationError("the API key contains spaces or control characters")
+    if not value.isascii():
+        # An HTTP header carries ASCII: anything else is a paste gone wrong ("…", quotes).
+        raise ConfigurationError("the API key contains characters other than ASCII")
     return Secret(value)
 
 

@@ -94,6 +94,9 @@ class Transport:
         rng: random.Random,
     ) -> None:
         self._auth = {"Authorization": f"Bearer {api_key.reveal()}"}
+        # A server may quote the key back in an error ("invalid token sk-..."): such a body
+        # is shown to people (messages, logs, failed.csv), so the key is cut out first.
+        self._key = (api_key.reveal().encode(), str(api_key).encode())
         self._trusted = {origin_of(api_origin)}
         # The API's own URLs, as this client writes them, start with this: such a URL is
         # trusted without parsing it (what follows the first "/" cannot change the origin).
@@ -150,15 +153,26 @@ class Transport:
         return named and (url.scheme == "https" or (url.scheme == "http" and is_loopback(host)))
 
     def trusts(self, raw: str) -> bool:
-        """:meth:`is_trusted` for a URL as text."""
-        return raw.startswith(self._own_prefix) or self.is_trusted(URL(raw))
+        """:meth:`is_trusted` for a URL as text (one that does not parse is not trusted)."""
+        if raw.startswith(self._own_prefix):
+            return True
+        try:
+            return self.is_trusted(URL(raw))
+        except ValueError:  # yarl checks ports and IPv6 brackets lazily too
+            return False
 
     def check_api_url(self, raw: str, *, what: str, request_id: str | None) -> URL:
         """Refuse a status/response/cancel URL that points away from the API."""
-        url = URL(raw)
-        if raw.startswith(self._own_prefix):
-            return url
-        if not url.is_absolute() or not self.is_trusted(url):
+        try:
+            url = URL(raw)
+            if raw.startswith(self._own_prefix):
+                return url
+            trusted = url.is_absolute() and self.is_trusted(url)
+        except ValueError:
+            raise DecodeError(
+                f"the server gave a {what} that is not a URL: {raw[:80]!r}", request_id=request_id
+            ) from None
+        if not trusted:
             raise UnsafeURLError(
                 f"the server gave a {what} on another origin ({url.scheme}://{url.host}): "
                 "refused so the API key is not sent there; pass allowed_hosts=[...] to trust it",
@@ -281,7 +295,7 @@ class Transport:
                 data = json.loads(body)
             except (ValueError, RecursionError):
                 bad = DecodeError(
-                    f"HTTP {status} reply is not JSON: {body[:80]!r}",
+                    f"HTTP {status} reply is not JSON: {self._scrub(body)[:80]!r}",
                     request_id=request_id,
                     status=status,
                     provider_request_id=provider_id,
@@ -292,6 +306,11 @@ class Transport:
             return Reply(status, data, provider_id)
         raise self._error_for(status, body, headers, request_id, submit)
 
+    def _scrub(self, body: bytes) -> bytes:
+        """``body`` without the API key in it."""
+        key, shown = self._key
+        return body.replace(key, shown) if key in body else body
+
     def _error_for(
         self,
         status: int,
@@ -300,6 +319,7 @@ class Transport:
         request_id: str | None,
         submit: bool,
     ) -> Exception:
+        body = self._scrub(body)
         retry_after = _backoff.parse_retry_after(headers.get("Retry-After"))
         error = error_from_reply(
             status,
@@ -357,7 +377,15 @@ class Transport:
                     status=response.status,
                     request_id=request_id,
                 )
-            url = url.join(URL(location))
+            try:
+                url = url.join(URL(location))
+                url.port  # noqa: B018 (yarl checks the port only when asked)
+            except ValueError:
+                raise APIError(
+                    f"the API redirected to something that is not a URL: {location[:80]!r}",
+                    status=response.status,
+                    request_id=request_id,
+                ) from None
             if response.status == 303:
                 method, payload = "GET", None
         raise APIError(f"more than {_MAX_REDIRECTS} redirects", request_id=request_id)

@@ -121,7 +121,10 @@ class BarView(View):
     def __init__(self, total: int, out: TextIO) -> None:
         super().__init__(total, out)
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._escape = escape
 
         self._console = Console(file=out)
         self._bar = Progress(
@@ -146,10 +149,12 @@ class BarView(View):
 
     def outcome(self, outcome: Outcome, row: int) -> None:
         if not outcome.ok:
-            self._console.print(f"[red]row {row} ({outcome.key}) failed:[/red] {outcome.error}")
+            # Keys and server messages are text, not markup: "[/]" in a row id must print.
+            what = self._escape(f"row {row} ({outcome.key}) failed:")
+            self._console.print(f"[red]{what}[/red] {self._escape(str(outcome.error))}")
 
     def message(self, text: str) -> None:
-        self._console.print(text)
+        self._console.print(text, markup=False)
 
 
 def make_view(total: int, *, as_json: bool, out: TextIO | None = None) -> View:

@@ -201,3 +201,13 @@ async def test_resumed_item_renamed_onto_a_users_file_keeps_both(tmp_path: Path)
     assert outcome.ok, outcome.error
     (saved,) = outcome.paths
     assert saved.name == f"logo.{outcome.request_id}.png"
+
+
+async def test_invalid_prompt_is_counted_as_failed(tmp_path: Path) -> None:
+    """An item that is not a valid request is a failed outcome in the counts too."""
+    async with emulated() as (_, client):
+        async with client.generate_many(["a mug", ""], tmp_path) as outcomes:
+            results = [o async for o in outcomes]
+            progress = outcomes.progress
+    assert sorted(o.ok for o in results) == [False, True]
+    assert (progress.saved, progress.failed, progress.done) == (1, 1, 2)

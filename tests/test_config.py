@@ -25,6 +25,14 @@ def test_client_repr_hides_key() -> None:
     assert "…WXYZ" in repr(client)
 
 
+@pytest.mark.parametrize("pasted", ["sk-ключ0123456789", "sk-0123456789…", "“sk-0123456789”"])
+def test_key_with_characters_other_than_ascii_is_refused(pasted: str) -> None:
+    """A key that cannot be an HTTP header (a paste with an ellipsis or curly quotes) is
+    refused when the client is made, before anything is sent."""
+    with pytest.raises(ConfigurationError, match="ASCII"):
+        AsyncClient(pasted, base_url="http://127.0.0.1:9/model")
+
+
 def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """ODIQUEUE_API_KEY is used when no key is passed."""
     monkeypatch.setenv("ODIQUEUE_API_KEY", KEY)

@@ -317,3 +317,39 @@ async def test_a_hostile_reply_fails_its_own_item_not_the_batch(
     assert isinstance(outcome.error, OdiqueueError)
     assert server.count("POST", Q) == 1
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", ["https://odirouter.ai:99999/x/status", "http://[::1/status"])
+async def test_submit_reply_with_a_url_that_does_not_parse_keeps_the_job(bad: str) -> None:
+    """A status URL that is not a URL is not trusted: the paid job is kept, by its id, and
+    followed through the API's own URLs (no bare ValueError after the job exists)."""
+    async with scripted_server() as server:
+        server.script("POST", Q, Scripted(200, {"request_id": "j1", "status_url": bad}))
+        server.script("GET", f"{JOB}/status", Scripted(200, {"status": "IN_QUEUE"}))
+        async with client_for(server.url + "/model") as client:
+            handle = await client.submit("a mug")
+            status = await client.status(handle)
+        assert handle.request_id == "j1"
+        assert handle.status_url == f"{server.url}{JOB}/status"
+        assert status.request_id == "j1"
+
+
+async def test_bad_urls_from_a_finished_job_fail_its_item_only(tmp_path: Path) -> None:
+    """An image URL or a redirect Location that does not parse is an error of that item; the
+    batch goes on with the others."""
+    async with scripted_server() as server:
+        server.script(
+            "POST", Q, Scripted(200, {"request_id": "j1"}), Scripted(200, {"request_id": "j2"})
+        )
+        bad_image = {"outputs": [{"url": "https://cdn.example:99999/0.png"}]}
+        server.script("GET", f"{JOB}/response", Scripted(200, bad_image))
+        server.script(
+            "GET", f"{Q}/requests/j2/response", Scripted(302, "", {"Location": "http://[::1/x"})
+        )
+        async with client_for(server.url + "/model") as client:
+            with instant_waits():
+                outcomes = await collect(client, ["one", "two"], tmp_path)
+    errors = sorted(type(o.error).__name__ for o in outcomes)
+    assert errors == ["APIError", "DecodeError"]
+    assert "not a URL" in str(outcomes[0].error)
+    assert "not a URL" in str(outcomes[1].error)

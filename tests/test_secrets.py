@@ -9,6 +9,7 @@ import pytest
 
 from odiqueue import AsyncClient, ImageRequest, OdiqueueError, RetryPolicy, instant_waits
 from odiqueue.testing import Emulator, EmulatorConfig, Faults
+from tests.scripted import Scripted, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -43,3 +44,23 @@ async def test_key_never_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert "retrying" in caplog.text  # the DEBUG lines were produced, and checked
     assert KEY not in produced
     assert "SECRET" not in produced
+
+
+async def test_key_quoted_back_by_the_server_is_cut_out(caplog: pytest.LogCaptureFixture) -> None:
+    """A gateway that quotes the key in its error ("invalid token sk-...") does not put it
+    in the error's message, repr or body, nor in the debug log."""
+    caplog.set_level(logging.DEBUG, logger="odiqueue")
+    async with scripted_server() as server:
+
+        async def echo() -> None:
+            async with AsyncClient(KEY, base_url=server.url + "/model") as client:
+                await client.submit("a mug")
+
+        body = {"error": {"code": "UNAUTHORIZED", "message": f"invalid token {KEY}"}}
+        server.script("POST", "/model/v1/queue/gpt_image_1", Scripted(401, body))
+        with pytest.raises(OdiqueueError) as caught:
+            await echo()
+    error = caught.value
+    shown = [str(error), repr(error), str(getattr(error, "body", "")), caplog.text]
+    assert not [text for text in shown if KEY in text]
+    assert "invalid token …tail" in str(error)
