@@ -127,7 +127,12 @@ class AsyncClient:
         allow_insecure_http: bool = False,
         seed: int | None = None,
     ) -> None:
-        if not model or not all(c.isalnum() or c in "_-./" for c in model) or ".." in model:
+        if (
+            not model
+            or not all(c.isalnum() or c in "_-./" for c in model)
+            or ".." in model
+            or model.startswith("/")
+        ):
             raise ConfigurationError(f"model={model!r} must be a model name like 'gpt_image_1'")
         self._key: Secret = resolve_api_key(api_key)
         self._base = resolve_base_url(base_url, provider, allow_insecure_http=allow_insecure_http)

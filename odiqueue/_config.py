@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 from typing import Any, Final
 
 import attrs
@@ -199,8 +200,16 @@ def resolve_base_url(
         raw = PRESETS[provider]
     else:
         raw = base_url or os.environ.get(ENV_BASE_URL) or PRESETS[DEFAULT_PROVIDER]
-    url = URL(raw.rstrip("/"))
-    if url.scheme not in ("http", "https") or not url.host:
+    try:
+        url = URL(raw.rstrip("/"))
+        url.port  # noqa: B018 (yarl checks the port only when asked)
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url={raw!r} is not a URL: {exc}") from None
+    if (
+        url.scheme not in ("http", "https")
+        or not url.host
+        or not _HOST.fullmatch(url.raw_host or "")
+    ):
         raise ConfigurationError(f"base_url={raw!r} must be an absolute http(s) URL")
     if url.user or url.password or url.query_string or url.fragment:
         raise ConfigurationError(f"base_url={raw!r} must not carry credentials, query or fragment")
@@ -210,6 +219,10 @@ def resolve_base_url(
             "in clear text: use https, or pass allow_insecure_http=True"
         )
     return url
+
+
+# What a host name or address may hold (yarl lets a space through).
+_HOST: Final = re.compile(r"[A-Za-z0-9._\-:\[\]%]+")
 
 
 @functools.lru_cache(maxsize=64)

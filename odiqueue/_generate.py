@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import shlex
 import signal
 import sys
@@ -59,6 +60,11 @@ def run_generate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
+        try:
+            client_for(args)  # checks the base URL and model; sends nothing
+        except (ConfigurationError, ValueError) as exc:
+            print(f"odiqueue generate: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return anyio.run(_generate, args, rows)
     except KeyboardInterrupt:  # a second Ctrl-C during the clean-up
@@ -69,12 +75,14 @@ def run_generate(args: argparse.Namespace) -> int:
 def _check_options(args: argparse.Namespace) -> str | None:
     if args.concurrency < 1:
         return f"--concurrency {args.concurrency}: must be at least 1"
-    if args.rate is not None and args.rate <= 0:
+    if args.rate is not None and not (0 < args.rate < math.inf):
         return f"--rate {args.rate}: must be above 0 submits per second (or leave it out)"
     if args.max_retries < 0:
         return f"--max-retries {args.max_retries}: must be 0 or more"
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not (0 < args.timeout < math.inf):
         return f"--timeout {args.timeout}: must be a number of seconds above 0"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out}: is a file, not a folder"
     flags = {"n": "--n", "output_compression": "--compression"}
     for field, value in request_params(args).items():
         probe: dict[str, Any] = {field: value}

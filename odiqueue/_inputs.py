@@ -265,10 +265,28 @@ def _text(value: object) -> str | None:
 
 
 def _check_template(template: str) -> None:
+    """Only ``{column}`` fields: a column's text goes in as it is, never formatted,
+    converted, indexed or looked up as an attribute (``{name.upper}`` would send the
+    name of a Python method as part of a paid prompt)."""
     try:
-        list(string.Formatter().parse(template))
+        fields = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise InputError(f"--template {template!r} is malformed: {exc}") from None
+    for _, field, spec, conversion in fields:
+        if field is None:
+            continue
+        if not field.isidentifier() or spec or conversion:
+            shown = (
+                "{"
+                + field
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
+            raise InputError(
+                f"--template {template!r}: {shown} is not a column: use {{column}} with a "
+                "column name from the header, nothing after it (write {{ and }} for braces)"
+            )
 
 
 class _MissingColumn(KeyError):

@@ -17,7 +17,7 @@ import anyio
 
 from odiqueue._client import AsyncClient
 from odiqueue._config import DEFAULT_MODEL, PRESETS
-from odiqueue._errors import ConfigurationError, OdiqueueError
+from odiqueue._errors import OdiqueueError
 from odiqueue._models import (
     Background,
     CancelOutcome,
@@ -201,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_generate(args)
     try:
         return anyio.run(_single_job, args)
-    except ConfigurationError as exc:
+    except ValueError as exc:
+        # A setting or argument refused before anything was sent: ConfigurationError,
+        # InvalidParameterError (both ValueErrors) or an empty request id.
         print(f"odiqueue: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OdiqueueError as exc:

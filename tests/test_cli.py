@@ -372,3 +372,45 @@ async def test_key_never_in_command_line_output(emu: Emulator, tmp_path: Path) -
     outputs += [stdout, err]
     files = [p.read_text() for p in tmp_path.rglob("*") if p.suffix in (".jsonl", ".csv")]
     assert all(KEY not in text for text in outputs + files)
+
+
+USAGE_ERRORS = [
+    (["generate", "{csv}", "--template", "photo of {{0}}", "--dry-run"], "is not a column"),
+    (["generate", "{csv}", "--template", "photo of {{name.upper}}", "--dry-run"], "not a column"),
+    (["generate", "{csv}", "--template", "photo of {{name!r}}", "--dry-run"], "not a column"),
+    (["generate", "{csv}", "--base-url", "https://host:99999/model"], "not a URL"),
+    (["generate", "{csv}", "--base-url", "ftp://example.com/model"], "http(s) URL"),
+    (["generate", "{csv}", "--model", "/x"], "model name"),
+    (["generate", "{csv}", "--rate", "nan"], "--rate nan"),
+    (["generate", "{csv}", "--out", "{csv}"], "not a folder"),
+    (["status", ""], "non-empty"),
+    (["status", "abc", "--base-url", "https://ho st/model"], "http(s) URL"),
+    (["submit", "a kite", "--n", "11"], "1 to 10"),
+    (["submit", "a kite", "--compression", "50"], "output_compression"),
+    (["submit", ""], "prompt"),
+]
+
+
+@pytest.mark.parametrize(("argv", "says"), USAGE_ERRORS)
+def test_bad_arguments_exit_2_with_a_message_and_send_nothing(
+    argv: list[str],
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every bad argument is a one-line message and exit 2, never a traceback (nothing
+    listens at the base URL, so a request sent by mistake would end otherwise)."""
+    from odiqueue.cli import main
+
+    source = write_csv(tmp_path / "p.csv", ["prompt", "name"], [["a mug", "mug"]])
+    monkeypatch.setenv("ODIQUEUE_API_KEY", KEY)
+    monkeypatch.setenv("ODIQUEUE_BASE_URL", "http://127.0.0.1:9/model")
+    monkeypatch.chdir(tmp_path)
+    args = [a.format(csv=source) for a in argv]
+    if args[0] == "generate" and "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "Traceback" not in err
