@@ -12,7 +12,8 @@ carrying one item at a time::
 
 One job's failure becomes that job's :class:`Outcome`; it never cancels the others. A fatal
 error (bad key, no credits, no permission) stops new submissions, lets the jobs already paid
-for finish, then is raised once every outcome has been delivered.
+for finish, then is raised once every outcome has been delivered. So does a bad input item
+(a repeated key, an item of the wrong type) or an input iterator that raises.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class Batch:
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
         self._tally = Tally(on_progress)
         self._fatal: OdiqueueError | None = None
+        self._bad_input: Exception | None = None
         self._task_group: TaskGroup | None = None
         self._keys = ItemKeys()
         # Lower-cased file names claimed by this run's items, with the item's index.
@@ -177,6 +179,8 @@ class Batch:
         except anyio.EndOfStream:
             if self._fatal is not None:
                 raise self._fatal from None
+            if self._bad_input is not None:
+                raise self._bad_input from None
             raise StopAsyncIteration from None
 
     @property
@@ -198,11 +202,17 @@ class Batch:
         # The worker is busy until the outcome is handed over: a caller that stops reading
         # also stops new submissions, so nothing piles up unpaid-for in memory.
         async with send:
-            while self._fatal is None:
-                taken = await feed.next()
-                if taken is None:
+            while self._fatal is None and self._bad_input is None:
+                try:
+                    taken = await feed.next()
+                    if taken is None:
+                        return
+                    work = self._prepare(*taken)
+                except Exception as exc:
+                    # A bad item (or an input that raises) stops the reading, not the jobs
+                    # already paid for: they finish and are delivered, then it is raised.
+                    self._bad_input = self._bad_input or exc
                     return
-                work = self._prepare(*taken)
                 if not isinstance(work, Outcome):
                     self._tally.bump("waiting")
                     work = await self._carry(work)

@@ -5,6 +5,7 @@ deliver, a job that completes without images."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -211,3 +212,24 @@ async def test_invalid_prompt_is_counted_as_failed(tmp_path: Path) -> None:
             progress = outcomes.progress
     assert sorted(o.ok for o in results) == [False, True]
     assert (progress.saved, progress.failed, progress.done) == (1, 1, 2)
+
+
+async def test_bad_item_late_in_the_input_lets_paid_jobs_finish(tmp_path: Path) -> None:
+    """A repeated key read while jobs run stops the reading, not the jobs already paid for:
+    they are saved and delivered (none cancelled), then the error is raised."""
+
+    async def items() -> AsyncIterator[tuple[str, ImageRequest]]:
+        for i in range(3):
+            yield f"k{i}", ImageRequest(f"mug {i} [duration:0.3]")
+        await anyio.sleep(0.05)  # the first jobs are submitted and running by now
+        yield "k0", ImageRequest("a repeat")
+
+    delivered: list[bool] = []
+    async with emulated() as (emu, client):
+        with pytest.raises(ValueError, match="item 3: the key 'k0'"):
+            async with client.generate_many(items(), tmp_path) as outcomes:
+                async for outcome in outcomes:
+                    delivered.append(outcome.ok)
+        assert emu.stats.requests.get("cancel", 0) == 0
+        assert emu.stats.jobs_created == 3
+    assert delivered == [True, True, True]
