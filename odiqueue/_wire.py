@@ -180,8 +180,16 @@ def _lenient_int(value: object) -> int | None:
 
 def _error_text(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """The failure message and error_type, from any of the error shapes providers use."""
-    error_type = _opt_str(obj, "error_type", "$")
-    error = obj.get("error")
+    # Empty values mean "no error": a provider that sends "error": "" (or {}) on a finished
+    # job must not have it read as failed (a rerun would pay for it again).
+    error_type = _opt_str(obj, "error_type", "$") or None
+    error = obj.get("error") or None
+    if isinstance(error, Mapping) and not any(
+        error.get(key) for key in ("message", "error_message", "code")
+    ):
+        error = None
+    if isinstance(error, str) and not error.strip():
+        error = None
     if isinstance(error, Mapping):
         message = error.get("message") or error.get("error_message")
         code = error.get("code")
@@ -207,7 +215,7 @@ def _structure_status(data: object, _: object) -> JobStatus:
     word = raw.strip().upper()
     error, error_type = _error_text(obj)
     if word in _QUEUED:
-        return Queued(request_id, _opt_int(obj, "queue_position", "$"))
+        return Queued(request_id, _minor_int(obj, "queue_position"))
     if word in _CANCELLED or (error_type or "").upper() in _CANCEL_ERROR_TYPES:
         return Cancelled(request_id, error or "cancelled")
     if word in _FAILED or (word in _COMPLETED and (error is not None or error_type is not None)):
@@ -236,15 +244,36 @@ def _logs(value: object) -> tuple[LogLine, ...]:
         lines.append(
             LogLine(
                 message="" if message is None else str(message),
-                level=_opt_str(entry, "level", path),
+                level=None if entry.get("level") is None else str(entry["level"]),
                 timestamp=None if entry.get("timestamp") is None else str(entry["timestamp"]),
             )
         )
     return tuple(lines)
 
 
+def _minor_int(obj: Mapping[str, Any], key: str) -> int | None:
+    """A field that only informs the polling plan: an odd value ("3", 2.5, "soon") is
+    dropped with a debug line rather than failing a job that is still running."""
+    value = _minor_float(obj, key)
+    return None if value is None else int(value)
+
+
+def _minor_float(obj: Mapping[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if obj.get(key) is not None:
+            log.debug("ignoring %s=%r in a status reply", key, obj.get(key))
+        return None
+    return value
+
+
 def _progress(obj: Mapping[str, Any]) -> float | None:
-    value = _opt_float(obj, "progress", "$")
+    value = _minor_float(obj, "progress")
     if value is None:
         return None
     # Some servers report percent: anything above 1 is read as 0..100.
