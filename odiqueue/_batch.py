@@ -225,7 +225,9 @@ class Batch:
         if request is None:
             self._tally.bump("failed")
             return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
-        decision = decide(key, self._states.pop(key, None), self._out_dir)
+        state = self._states.pop(key, None)
+        sent = None if state is None else _wire.request_to_json(request)
+        decision = decide(key, state, self._out_dir, sent)
         if decision.verdict == "skip":
             self._tally.bump("saved")
             self._tally.bump("skipped")

@@ -57,6 +57,8 @@ class KeyState:
     error: str | None = None
     error_type: str | None = None
     permanent: bool = False
+    #: The request the job was submitted with (as sent), when a line recorded it.
+    request: Mapping[str, Any] | None = None
 
 
 def failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
@@ -174,10 +176,16 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             response_url=line["response_url"],
             cancel_url=line["cancel_url"],
         )
-        states[key] = KeyState("submitted", attempt=line.get("attempt", 1), handle=handle)
+        states[key] = KeyState(
+            "submitted",
+            attempt=line.get("attempt", 1),
+            handle=handle,
+            request=line.get("request"),
+        )
     elif event == "saved":
         prior = state.handle if state else None
-        states[key] = KeyState("saved", handle=prior, files=tuple(line["files"]))
+        request = state.request if state else None
+        states[key] = KeyState("saved", handle=prior, files=tuple(line["files"]), request=request)
     elif event in ("failed", "cancelled"):
         prior_attempt = state.attempt if state else 0
         states[key] = KeyState(

@@ -10,12 +10,13 @@ not know, which is checked here too, up front.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from odiqueue._errors import JobFailedError, OdiqueueError, OutputFileError
+from odiqueue._errors import ConfigurationError, JobFailedError, OdiqueueError, OutputFileError
 from odiqueue._journal import KeyState, files_present
 from odiqueue._models import JobHandle
 
@@ -42,10 +43,27 @@ class Decision:
     error: OdiqueueError | None = None
 
 
-def decide(key: str, state: KeyState | None, out_dir: Path) -> Decision:
-    """The decision for item ``key`` given what earlier runs recorded (``state``)."""
+def decide(
+    key: str, state: KeyState | None, out_dir: Path, request: Mapping[str, Any] | None = None
+) -> Decision:
+    """The decision for item ``key`` given what earlier runs recorded (``state``).
+
+    ``request`` is the item's request as it would be sent: when an earlier run paid for a
+    job of this key with another request, that job's images are not this item's, and
+    paying again under the same key would hide the first job, so the item is refused.
+    """
     if state is None:
         return Decision("submit", resumed=False)
+    paid = state.stage in ("submitted", "saved") and state.handle is not None
+    if paid and request is not None and state.request is not None and state.request != request:
+        assert state.handle is not None
+        changed = ConfigurationError(
+            f"item {key}: its request changed since an earlier run in this folder paid for "
+            f"job {state.handle.request_id}: give the item a new key (or id) to generate "
+            "it anew, or use another output folder",
+            request_id=state.handle.request_id,
+        )
+        return Decision("fail", handle=state.handle, error=changed)
     if state.stage == "saved" and files_present(out_dir, state):
         return Decision("skip", handle=state.handle, files=tuple(f["name"] for f in state.files))
     if state.stage == "failed" and state.permanent:

@@ -18,6 +18,7 @@ from odiqueue import (
     ImageDownloadError,
     ImageRequest,
     JobFailedError,
+    Outcome,
     OutputFileError,
     RetryPolicy,
     instant_waits,
@@ -233,3 +234,26 @@ async def test_bad_item_late_in_the_input_lets_paid_jobs_finish(tmp_path: Path) 
         assert emu.stats.requests.get("cancel", 0) == 0
         assert emu.stats.jobs_created == 3
     assert delivered == [True, True, True]
+
+
+async def test_item_whose_request_changed_since_its_paid_job_is_refused(tmp_path: Path) -> None:
+    """A key whose earlier job was paid for with another request does not take that job's
+    images as its own, nor pay again under the same key: it is refused, saying why, and the
+    earlier job stays recorded for the request it was made for."""
+    async with emulated() as (emu, client):
+        before = [("sku1", ImageRequest("a red mug"))]
+        (first,) = await _collect(client, before, tmp_path)
+        after = [("sku1", ImageRequest("a blue mug"))]
+        (second,) = await _collect(client, after, tmp_path)
+        (third,) = await _collect(client, before, tmp_path)
+        assert emu.stats.jobs_created == 1
+    assert first.ok
+    assert not second.ok
+    assert "request changed" in str(second.error)
+    assert third.ok
+    assert third.paths == first.paths
+
+
+async def _collect(client: AsyncClient, items: object, out: Path) -> list[Outcome]:
+    async with client.generate_many(items, out) as outcomes:  # type: ignore[arg-type]
+        return [outcome async for outcome in outcomes]
