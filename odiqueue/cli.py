@@ -282,7 +282,8 @@ async def _single_job(args: argparse.Namespace) -> int:
         for index, image in enumerate(result.images):
             fmt = (image.content_type or "image/png").split("/")[-1].replace("jpeg", "jpg")
             target = args.out / f"{handle.request_id}_{index}.{fmt}"
-            paths.append((await client.download(image, target, request_id=handle.request_id)).path)
+            saved = await client.download(image, target, request_id=handle.request_id)
+            paths.append(_named_by_format(saved.path, saved.format))
         urls = [image.url or "(inline)" for image in result.images]
         detail = {
             "request_id": handle.request_id,
@@ -290,6 +291,17 @@ async def _single_job(args: argparse.Namespace) -> int:
         }
         _print(output, handle.request_id, "\n".join(urls), detail, "\n".join(map(str, paths)))
         return EXIT_OK
+
+
+def _named_by_format(path: Path, fmt: str) -> Path:
+    """``path`` with the extension of the format the bytes turned out to be: a result shape
+    without a content type gives no hint, and a webp must not be left named ``.png``."""
+    extension = "gif" if fmt == "gif" else OutputFormat(fmt).extension
+    right = path.with_suffix(f".{extension}")
+    if right == path or right.exists():
+        return path
+    path.rename(right)
+    return right
 
 
 def _print(output: str, request_id: str, url: str, detail: dict[str, Any], words: str) -> None:

@@ -414,3 +414,23 @@ def test_bad_arguments_exit_2_with_a_message_and_send_nothing(
     err = capsys.readouterr().err
     assert says in err
     assert "Traceback" not in err
+
+
+async def test_result_names_files_by_the_format_the_bytes_are(tmp_path: Path) -> None:
+    """A result shape without content types (OpenAI's ``data[].url``) gives no hint: a webp
+    image is saved as ``.webp``, not under the ``.png`` it was first given."""
+    async with Emulator(EmulatorConfig(result_shape="openai_url")) as emu:
+        _, stdout, _ = await odiqueue(
+            "submit", "a kite", "--format", "webp", "--base-url", emu.base_url, "--output", "id"
+        )
+        request_id = stdout.strip()
+        with anyio.fail_after(10):
+            while emu.stats.jobs[request_id].completed_at is None:
+                await anyio.sleep(0.05)
+        code, stdout, err = await odiqueue(
+            "result", request_id, "--base-url", emu.base_url, "--out", tmp_path, "--output", "id"
+        )
+    assert code == 0, err
+    (saved,) = tmp_path.iterdir()
+    assert saved.name == f"{request_id}_0.webp"
+    assert saved.read_bytes()[8:12] == b"WEBP"
