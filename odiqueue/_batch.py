@@ -368,6 +368,16 @@ class Batch:
                 continue
             return self._fail(work, error)
 
+    def _manifest_failed(self) -> OutputFileError:
+        """Stop new submissions: what cannot be recorded must not be paid for."""
+        error = OutputFileError(
+            f"cannot write the manifest ({self._journal.failure}): stopped submitting; "
+            "the jobs already paid for were followed to the end"
+        )
+        if self._fatal is None:
+            self._fatal = error
+        return error
+
     def _start_over(self, work: Work, why: OdiqueueError) -> bool:
         """Drop an earlier run's job whose images can no longer come (it expired, its
         images did, or it was cancelled), so that the item is submitted again. Never a job
@@ -385,14 +395,15 @@ class Batch:
         await self._rate.acquire()
         work.attempts += 1
         work.inherited = False
-        self._journal.write("intent", work.key, attempt=work.attempts)
+        if not self._journal.write("intent", work.key, attempt=work.attempts):
+            raise self._manifest_failed()  # nothing is paid for that could not be recorded
         refused = self._client._transport.submits_refused
         handle = await self._client.submit(work.request)
         if self._client._transport.submits_refused > refused:
             self._rate.slow_down(_backoff.now())
         else:
             self._rate.recover()
-        self._journal.write(
+        recorded = self._journal.write(
             "submitted",
             work.key,
             attempt=work.attempts,
@@ -402,6 +413,14 @@ class Batch:
             cancel_url=handle.cancel_url,
             request=_wire.request_to_json(work.request),
         )
+        if not recorded:
+            log.error(
+                "item %s: job %s is paid for but not in the manifest (it is followed now; "
+                "a rerun finds its image on disk and will not pay for it again)",
+                work.key,
+                handle.request_id,
+            )
+            self._manifest_failed()
         work.handle = handle
         work.submitted_at = _backoff.now()
         self._live.add(work.key, handle)

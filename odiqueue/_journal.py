@@ -80,6 +80,8 @@ class Journal:
         self.path = out_dir / MANIFEST_NAME
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        #: The last error the disk gave when a line was written, if any.
+        self.failure: OSError | None = None
 
     def open(self, *, fresh: bool = False) -> dict[str, KeyState]:
         """Take the lock, read what earlier runs recorded, and open for appending.
@@ -107,12 +109,21 @@ class Journal:
                 setattr(self, name, None)
                 os.close(fd)
 
-    def write(self, event: Stage, key: str, **fields: Any) -> None:
-        """Append one event line."""
+    def write(self, event: Stage, key: str, **fields: Any) -> bool:
+        """Append one event line; False when the disk refuses it (a full disk, a removed
+        folder). That is logged once and kept in :attr:`failure`, never raised: the jobs
+        already paid for must go on to be saved whatever the manifest can still hold."""
         if self._fd is None:
             raise RuntimeError("journal is not open")
         line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
-        os.write(self._fd, (_wire.dumps(line) + "\n").encode())
+        try:
+            os.write(self._fd, (_wire.dumps(line) + "\n").encode())
+        except OSError as exc:
+            if self.failure is None:
+                log.error("cannot write %s (%s): no more jobs are submitted", self.path, exc)
+            self.failure = exc
+            return False
+        return True
 
     def _set_aside_name(self) -> Path:
         """A name no earlier set-aside manifest has (two fresh starts can share a second):

@@ -5,6 +5,7 @@ deliver, a job that completes without images."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -257,3 +258,30 @@ async def test_item_whose_request_changed_since_its_paid_job_is_refused(tmp_path
 async def _collect(client: AsyncClient, items: object, out: Path) -> list[Outcome]:
     async with client.generate_many(items, out) as outcomes:  # type: ignore[arg-type]
         return [outcome async for outcome in outcomes]
+
+
+async def test_full_disk_for_the_manifest_stops_submitting_and_keeps_paid_jobs(
+    tmp_path: Path,
+) -> None:
+    """When the manifest can no longer be written (here: its descriptor pointed at
+    /dev/full, which answers every write with ENOSPC), nothing more is paid for, the jobs
+    already paid for are still saved, and a rerun pays only for the items never paid for."""
+    items = [f"mug {i} [duration:0.3]" for i in range(6)]
+    async with emulated() as (emu, client):
+        saved: list[bool] = []
+        with pytest.raises(OutputFileError, match="cannot write the manifest"):
+            async with client.generate_many(items, tmp_path, max_in_flight=2) as outcomes:
+                async for outcome in outcomes:
+                    saved.append(outcome.ok)
+                    if len(saved) == 1:
+                        full = os.open("/dev/full", os.O_WRONLY)
+                        os.dup2(full, outcomes._journal._fd)  # type: ignore[arg-type]
+                        os.close(full)
+        paid = emu.stats.jobs_created
+        assert paid < len(items)
+        assert emu.stats.requests.get("cancel", 0) == 0
+        assert saved.count(True) == paid  # every paid job's image is on disk
+        await _collect(client, items, tmp_path)
+        # The rerun pays for the items never paid for, and for none of the others.
+        assert emu.stats.jobs_created == len(items)
+    assert len(list(tmp_path.glob("*.png"))) == len(items)
