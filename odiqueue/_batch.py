@@ -4,7 +4,8 @@ Data flow, ``max_in_flight`` workers in one task group scoped to the ``async wit
 carrying one item at a time::
 
     items --(read lazily, by whichever worker is free)--> worker
-        worker: [rate limiter] intent line -> POST -> submitted line
+        worker: ``_intake`` (key, what an earlier run recorded, free file names)
+                  -> [rate limiter] intent line -> POST -> submitted line
                   -> status polls (``_poller``: shared limiter, planned by ``_planner``)
                   -> result -> each image streamed to disk (``_collector``, ``_sink``)
                   -> saved/failed line
@@ -48,24 +49,21 @@ from odiqueue._errors import (
     SubmissionUncertainError,
 )
 from odiqueue._feed import Feed
-from odiqueue._journal import Journal, KeyState, failure_fields
-from odiqueue._keys import Item, ItemKeys, bad_item
+from odiqueue._intake import Intake
+from odiqueue._journal import Journal, failure_fields
+from odiqueue._keys import Item
 from odiqueue._limiter import RateLimiter
 from odiqueue._live import LiveJobs
 from odiqueue._models import (
-    BatchItem,
-    ImageRequest,
     JobStatus,
     Outcome,
     Queued,
     Succeeded,
     failure_of,
 )
-from odiqueue._naming import literal_template
 from odiqueue._options import BatchOptions
 from odiqueue._poller import Poller
 from odiqueue._progress import Progress, Tally
-from odiqueue._resume import decide, first_taken
 from odiqueue._sink import remove_parts
 from odiqueue._work import Work
 
@@ -109,7 +107,6 @@ class Batch:
         self._journal = Journal(out_dir)
         self._send: MemoryObjectSendStream[Outcome]
         self._receive: MemoryObjectReceiveStream[Outcome]
-        self._states: dict[str, KeyState] = {}
         self._poller = Poller(client, options.poll_concurrency)
         self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
@@ -118,16 +115,15 @@ class Batch:
         self._fatal: OdiqueueError | None = None
         self._bad_input: Exception | None = None
         self._task_group: TaskGroup | None = None
-        self._keys = ItemKeys()
-        # Lower-cased file names claimed by this run's items, with the item's index.
-        self._claimed: dict[str, int] = {}
+        self._intake = Intake(out_dir, options, self._collector, self._live, self._tally)
 
     # --- the caller's side -----------------------------------------------------------------
 
     async def __aenter__(self) -> Batch:
         self._tally.started = _backoff.now()
         fresh = not self._options.resume
-        self._states = await anyio.to_thread.run_sync(lambda: self._journal.open(fresh=fresh))
+        states = await anyio.to_thread.run_sync(lambda: self._journal.open(fresh=fresh))
+        self._intake.states = states
         try:
             # Under the lock no other batch writes here: any part file is a killed run's.
             await anyio.to_thread.run_sync(remove_parts, self._out_dir)
@@ -207,7 +203,7 @@ class Batch:
                     taken = await feed.next()
                     if taken is None:
                         return
-                    work = self._prepare(*taken)
+                    work = self._intake.take(*taken)
                 except Exception as exc:
                     # A bad item (or an input that raises) stops the reading, not the jobs
                     # already paid for: they finish and are delivered, then it is raised.
@@ -218,78 +214,6 @@ class Batch:
                     work = await self._carry(work)
                 self._tally.changed()
                 await _gate.send(send, work)
-
-    def _prepare(self, item: Item, index: int) -> Work | Outcome:
-        """Turn one input item into work, or into an outcome an earlier run already decided."""
-        key, request = self._keys.identify(item, index)
-        if request is None:
-            self._tally.bump("failed")
-            return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
-        state = self._states.pop(key, None)
-        sent = None if state is None else _wire.request_to_json(request)
-        decision = decide(key, state, self._out_dir, sent)
-        if decision.verdict == "skip":
-            self._tally.bump("saved")
-            self._tally.bump("skipped")
-        elif decision.verdict == "fail":
-            self._tally.bump("failed")
-        if decision.verdict in ("skip", "fail"):
-            return Outcome(
-                key=key,
-                index=index,
-                request=request,
-                request_id=decision.handle.request_id if decision.handle else None,
-                paths=tuple(self._out_dir / name for name in decision.files),
-                error=decision.error,
-                resumed=True,
-            )
-        work = Work(
-            key=key,
-            index=index,
-            request=request,
-            resumed=decision.resumed,
-            uncertain=decision.uncertain,
-            attempts=decision.attempts,
-        )
-        if isinstance(item, BatchItem) and item.name:
-            work.template = literal_template(item.name)
-        if decision.handle is not None:  # attach: already paid for, followed by id
-            work.handle, work.submitted_at = decision.handle, _backoff.now()
-            work.inherited = True
-            self._live.add(key, decision.handle)
-            return self._check_free(work)
-        if decision.uncertain:
-            self._tally.bump("uncertain")
-        return self._check_free(work)
-
-    def _check_free(self, work: Work) -> Work | Outcome:
-        """Refuse, before paying, an item whose files would overwrite existing ones or an
-        earlier item's (names compared as saved, ignoring case). A job already paid for is
-        never refused: should its name be taken, its image is kept under a second name."""
-        template = self._template(work)
-        if "{request_id}" in template:
-            return work
-        paths = [
-            self._collector.path(template, work.key, work.request, i, "")
-            for i in range(work.request.count)
-        ]
-        names = [path.name.lower() for path in paths]
-        error: OutputFileError | None = None
-        if work.handle is None:
-            clash = next((name for name in names if name in self._claimed), None)
-            if clash is not None:
-                error = OutputFileError(
-                    f"item {work.index}: its image would be saved as {clash}, like item "
-                    f"{self._claimed[clash]}'s: give the items names of their own"
-                )
-            elif not self._options.overwrite:
-                error = first_taken(paths)
-        if error is None:
-            for name in names:
-                self._claimed.setdefault(name, work.index)
-            return work
-        self._tally.bump("failed")
-        return Outcome(key=work.key, index=work.index, request=work.request, error=error)
 
     # --- one job ---------------------------------------------------------------------------
 
