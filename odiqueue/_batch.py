@@ -339,8 +339,9 @@ class Batch:
         )
         if not recorded:
             log.error(
-                "item %s: job %s is paid for but not in the manifest (it is followed now; "
-                "a rerun finds its image on disk and will not pay for it again)",
+                "item %s: job %s is paid for but not in the manifest (it is followed now; a "
+                "rerun sees only that a submit may have been made, and reports the item "
+                "uncertain: keep this id)",
                 work.key,
                 handle.request_id,
             )
@@ -383,6 +384,7 @@ class Batch:
             # process died holds the same bytes and is taken as is (see ``_sink``); any
             # other file at that name is someone's, and is kept.
             overwrite=self._options.overwrite,
+            apart=work.keep_apart,
         )
         self._tally.bump("bytes", sum(file.size for file in saved))
         files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]

@@ -20,7 +20,7 @@ from odiqueue import _backoff
 from odiqueue._errors import JobFailedError, OdiqueueError, OutputFileError
 from odiqueue._gate import take
 from odiqueue._models import ImageRequest, ImageResult, JobHandle
-from odiqueue._naming import image_path
+from odiqueue._naming import image_path, second_name
 from odiqueue._sink import SavedFile
 
 if TYPE_CHECKING:
@@ -72,11 +72,13 @@ class Collector:
         key: str,
         request: ImageRequest,
         overwrite: bool,
+        apart: bool = False,
     ) -> list[SavedFile]:
         """Save every image of a finished job, fetching its result first if not given.
 
         A name taken since the batch checked it is kept: the image is saved under a name
-        with the request id instead, rather than losing an image that is paid for.
+        with the request id instead, rather than losing an image that is paid for. With
+        ``apart`` (another item of the batch holds the name) it goes there at once.
         """
         if result is None:
             result = await self._fetch(handle)
@@ -88,6 +90,8 @@ class Collector:
         count = len(result.images)
         for index, image in enumerate(result.images):
             path = self.path(template, key, request, index, handle.request_id, count)
+            if apart:
+                path = second_name(path, handle.request_id)
             await take(self._downloads)
             try:
                 try:
@@ -95,7 +99,7 @@ class Collector:
                         image, path, overwrite=overwrite, request_id=handle.request_id
                     )
                 except FileExistsError:
-                    path = path.with_name(f"{path.stem}.{handle.request_id}{path.suffix}")
+                    path = second_name(path, handle.request_id)
                     file = await self._client.download(image, path, request_id=handle.request_id)
             except OSError as exc:
                 raise OutputFileError(

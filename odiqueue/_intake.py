@@ -63,6 +63,8 @@ class Intake:
         if decision.verdict == "skip":
             self._tally.bump("saved")
             self._tally.bump("skipped")
+            for name in decision.files:  # its files are this item's: no later item's
+                self._claimed.setdefault(name.lower(), index)
         elif decision.verdict == "fail":
             self._tally.bump("failed")
         if decision.verdict in ("skip", "fail"):
@@ -106,7 +108,11 @@ class Intake:
         ]
         names = [path.name.lower() for path in paths]
         error: OutputFileError | None = None
-        if work.handle is None:
+        if work.handle is not None:
+            # Paid for already, so never refused; but a name another item holds is left
+            # to that item, even with ``overwrite``: the image goes beside it.
+            work.keep_apart = any(name in self._claimed for name in names)
+        else:
             clash = next((name for name in names if name in self._claimed), None)
             if clash is not None:
                 error = OutputFileError(

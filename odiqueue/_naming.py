@@ -23,6 +23,7 @@ __all__ = [
     "image_path",
     "literal_template",
     "safe_component",
+    "second_name",
 ]
 
 DEFAULT_TEMPLATE: Final = "{key}_{index}.{ext}"
@@ -117,3 +118,13 @@ def image_path(
     if safe in (".", "..") or "/" in safe or "\\" in safe:
         raise ConfigurationError(f"file name {name!r} would leave {out_dir}")
     return out_dir / safe
+
+
+def second_name(path: Path, request_id: str) -> Path:
+    """Where an image goes when its own name is taken: the job's id before the extension,
+    the stem shortened if need be so the name stays within the length cap (the id alone
+    keeps two jobs' second names apart)."""
+    tail = safe_component(f"x.{request_id}{path.suffix}")[1:]
+    room = _MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    stem = path.stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return path.with_name(safe_component(stem + tail))

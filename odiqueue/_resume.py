@@ -9,6 +9,7 @@ not know, which is checked here too, up front.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,7 +56,12 @@ def decide(
     if state is None:
         return Decision("submit", resumed=False)
     paid = state.stage in ("submitted", "saved") and state.handle is not None
-    if paid and request is not None and state.request is not None and state.request != request:
+    if (
+        paid
+        and request is not None
+        and state.request is not None
+        and _differ(state.request, request)
+    ):
         assert state.handle is not None
         changed = ConfigurationError(
             f"item {key}: its request changed since an earlier run in this folder paid for "
@@ -93,3 +99,13 @@ def first_taken(paths: list[Path]) -> OutputFileError | None:
                 "overwrite=True, or use another output folder"
             )
     return None
+
+
+def _differ(recorded: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
+    """Whether two requests differ as JSON: the recorded one has been through a JSON round
+    trip (tuples came back as lists, number keys as strings, NaN unequal to itself)."""
+    return _canonical(recorded) != _canonical(request)
+
+
+def _canonical(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -23,6 +23,8 @@ class Work:
     resumed: bool = False
     #: Whether ``handle`` is an earlier run's job (not yet replaced by a submit of this run).
     inherited: bool = False
+    #: Whether another item of this run holds one of its file names (saved beside it).
+    keep_apart: bool = False
     uncertain: bool = False
     attempts: int = 0
     polls: int = 0

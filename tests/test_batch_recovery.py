@@ -24,6 +24,7 @@ from odiqueue import (
     RetryPolicy,
     instant_waits,
 )
+from odiqueue._naming import safe_component
 from odiqueue.testing import Faults
 from odiqueue.testing._images import render
 from tests.conftest import emulated
@@ -285,3 +286,84 @@ async def test_full_disk_for_the_manifest_stops_submitting_and_keeps_paid_jobs(
         # The rerun pays for the items never paid for, and for none of the others.
         assert emu.stats.jobs_created == len(items)
     assert len(list(tmp_path.glob("*.png"))) == len(items)
+
+
+@pytest.mark.parametrize("extra", [{"tags": ("a", "b")}, {"weight": float("nan")}, {"map": {1: 2}}])
+async def test_unchanged_request_with_values_json_reshapes_is_not_changed(
+    tmp_path: Path, extra: dict[str, object]
+) -> None:
+    """A request whose extra fields come back from the manifest reshaped by JSON (a tuple as
+    a list, a number key as text, NaN) is the same request: the rerun skips the item."""
+    items = [("sku1", ImageRequest("a mug", extra=extra))]
+    async with emulated() as (emu, client):
+        (first,) = await _collect(client, items, tmp_path)
+        (second,) = await _collect(client, items, tmp_path)
+        assert emu.stats.jobs_created == 1
+    assert first.ok
+    assert second.ok, second.error
+    assert second.paths == first.paths
+
+
+async def test_saved_items_name_is_not_taken_by_a_new_item_on_rerun(tmp_path: Path) -> None:
+    """An item saved by an earlier run still holds its file name: a new item named the same
+    is refused before paying, even with overwrite, and the saved image stays."""
+    first_item = BatchItem(ImageRequest("a red mug"), key="a", name="mug")
+    async with emulated() as (emu, client):
+        (first,) = await _collect(client, [first_item], tmp_path)
+        (path,) = first.paths
+        before = path.read_bytes()
+        second_item = BatchItem(ImageRequest("a blue mug"), key="b", name="mug")
+        async with client.generate_many(
+            [first_item, second_item], tmp_path, overwrite=True
+        ) as outcomes:
+            again = {o.key: o async for o in outcomes}
+        assert emu.stats.jobs_created == 1
+    assert again["a"].ok
+    assert isinstance(again["b"].error, OutputFileError)
+    assert path.read_bytes() == before
+
+
+async def test_second_name_of_a_long_named_image_stays_short_enough(tmp_path: Path) -> None:
+    """An earlier run's job whose (long, capped) name is taken by the user's file is saved
+    under a second name with its id, which is capped too, so the write can succeed."""
+    job = "0f3c2e1a-5b6d-4c7e-8f90-123456789abc"  # a provider's UUID, longer than ours
+    items = [BatchItem(ImageRequest("a mug"), key="sku1", name="n" * 300)]
+    async with scripted_server() as api:
+        api.script("POST", QUEUE, Scripted(200, {"request_id": job}))
+        running = Scripted(200, {"status": "IN_PROGRESS"})
+        api.script("GET", f"{QUEUE}/requests/{job}/status", running)
+        api.script("GET", f"{QUEUE}/requests/{job}/response", running)
+        async with AsyncClient("sk-test-key-0123", base_url=api.url + "/model") as client:
+            async with client.generate_many(items, tmp_path, keep_remote=True):
+                await anyio.sleep(0.3)  # submitted, then left
+            api.replies.clear()
+            finished_job(api, job, f"{api.url}/img.png")
+            api.script("GET", "/img.png", Scripted(200, PNG, {"Content-Type": "image/png"}))
+            (taken,) = [p for p in tmp_path.iterdir() if p.name.startswith("nnn")] or [
+                tmp_path / safe_component("n" * 300 + ".png")
+            ]
+            taken.write_bytes(b"\x89PNG\r\n\x1a\n the user's own file")
+            with instant_waits():
+                (outcome,) = await _collect(client, items, tmp_path)
+        assert api.count("POST", QUEUE) == 1
+    assert outcome.ok, outcome.error
+    (saved,) = outcome.paths
+    assert job in saved.name
+    assert len(saved.name.encode()) <= 200
+
+
+async def test_earlier_runs_job_never_overwrites_a_name_a_new_item_holds(tmp_path: Path) -> None:
+    """With overwrite, an earlier run's job named like a new item of this run saves its
+    image beside the new item's, not over it: both are paid for."""
+    old = BatchItem(ImageRequest("a red mug [duration:0.6]"), key="a", name="mug")
+    new = BatchItem(ImageRequest("a blue mug"), key="b", name="mug")
+    async with emulated() as (emu, client):
+        async with client.generate_many([old], tmp_path, keep_remote=True):
+            await anyio.sleep(0.2)  # submitted, then left
+        async with client.generate_many([new, old], tmp_path, overwrite=True) as outcomes:
+            got = {o.key: o async for o in outcomes}
+        assert emu.stats.jobs_created == 2
+    assert got["a"].ok, got["a"].error
+    assert got["b"].ok, got["b"].error
+    assert [p.name for p in got["b"].paths] == ["mug.png"]
+    assert [p.name for p in got["a"].paths] == [f"mug.{got['a'].request_id}.png"]
