@@ -229,7 +229,12 @@ def _taken(part: str, path: str, digest: hashlib._Hash) -> None:
     """``path`` exists: fine if it holds these very bytes (a rerun fetching an image that an
     interrupted run had already put in place), else the existing file is kept and this
     write refused."""
-    if _sha256_of(path) != digest.hexdigest():
+    try:
+        same_size = os.stat(path).st_size == os.stat(part).st_size
+    except OSError:
+        same_size = False
+    # Sizes first: a large file that differs is never read (this may run on the event loop).
+    if not same_size or _sha256_of(path) != digest.hexdigest():
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
     os.unlink(part)
 
