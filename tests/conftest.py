@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from odiqueue import AsyncClient, RetryPolicy
 from odiqueue.testing import Emulator, EmulatorConfig
 
 DATA = Path(__file__).parent / "data"
+WAIT_BOUND = 15.0  # seconds a test waits for a state before giving up (never asserted)
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,10 @@ async def emulated(
         AsyncClient(key, base_url=emu.base_url, retry=RetryPolicy(attempts=10)) as client,
     ):
         yield emu, client
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` holds; the bound only stops a broken test."""
+    with anyio.fail_after(WAIT_BOUND):
+        while not check():
+            await anyio.sleep(0.005)

@@ -9,7 +9,6 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from odiqueue import (
@@ -27,7 +26,7 @@ from odiqueue import (
 from odiqueue._naming import safe_component
 from odiqueue.testing import Faults
 from odiqueue.testing._images import render
-from tests.conftest import emulated
+from tests.conftest import emulated, until
 from tests.scripted import Scripted, ScriptedServer, scripted_server
 
 pytestmark = pytest.mark.anyio
@@ -128,13 +127,12 @@ async def test_deadline_whose_cancel_never_arrived_leaves_the_job_to_the_rerun(
         async with AsyncClient(
             "sk-test-key-0123", base_url=base, retry=RetryPolicy(attempts=2)
         ) as short:
-            items = ["slow [duration:0.8]"]
+            items = ["slow [duration:1.5]"]
             async with short.generate_many(items, tmp_path, deadline=0.3) as outcomes:
                 (first,) = [o async for o in outcomes]
         assert isinstance(first.error, DeadlineExceededError)
         assert "failed" not in events(tmp_path)
-        emu.set_faults(Faults())
-        await anyio.sleep(1.0)  # the job the cancel never reached completes on the server
+        emu.set_faults(Faults())  # the job the cancel never reached goes on, and completes
         async with client.generate_many(items, tmp_path) as outcomes:
             (second,) = [o async for o in outcomes]
         assert second.ok, second.error
@@ -145,13 +143,13 @@ async def test_deadline_whose_cancel_never_arrived_leaves_the_job_to_the_rerun(
 async def test_job_cancelled_without_confirmation_is_submitted_again(tmp_path: Path) -> None:
     """A job the interrupted run cancelled, whose confirmation came too late to be recorded,
     is submitted again by the rerun instead of being reported as cancelled."""
-    items = ["slow [duration:0.5]"]
+    items = ["slow [duration:1.0]"]
     async with emulated() as (emu, client):
         emu.set_faults(Faults(rate_slow=1.0, slow_seconds=1.0, calls=frozenset({"cancel"})))
         async with client.generate_many(items, tmp_path, cancel_timeout=0.3):
-            await anyio.sleep(0.1)  # left while the job runs
+            await until(lambda: emu.stats.jobs_created == 1)  # left while the job runs
         emu.set_faults(Faults())
-        await anyio.sleep(1.0)
+        assert all(job.cancelled for job in emu.stats.jobs.values())
         assert "cancelled" not in events(tmp_path)
         async with client.generate_many(items, tmp_path) as outcomes:
             (outcome,) = [o async for o in outcomes]
@@ -190,11 +188,11 @@ async def test_items_whose_names_clash_once_cleaned_pay_for_one_only(tmp_path: P
 async def test_resumed_item_renamed_onto_a_users_file_keeps_both(tmp_path: Path) -> None:
     """An earlier run's job whose item is now named like a file the user has: the job is
     paid for, so its image is saved under a second name and the user's file stays as it is."""
-    request = ImageRequest("a mug [duration:0.6]")
+    request = ImageRequest("a mug [duration:1.0]")
     async with emulated() as (emu, client):
         items = [BatchItem(request, key="sku1", name="draft")]
         async with client.generate_many(items, tmp_path, keep_remote=True):
-            await anyio.sleep(0.2)  # submitted, then left
+            await until(lambda: emu.stats.jobs_created == 1)  # submitted, then left
         mine = tmp_path / "logo.png"
         mine.write_bytes(b"\x89PNG\r\n\x1a\n the user's own logo")
         items = [BatchItem(request, key="sku1", name="logo")]
@@ -221,14 +219,15 @@ async def test_bad_item_late_in_the_input_lets_paid_jobs_finish(tmp_path: Path) 
     """A repeated key read while jobs run stops the reading, not the jobs already paid for:
     they are saved and delivered (none cancelled), then the error is raised."""
 
-    async def items() -> AsyncIterator[tuple[str, ImageRequest]]:
-        for i in range(3):
-            yield f"k{i}", ImageRequest(f"mug {i} [duration:0.3]")
-        await anyio.sleep(0.05)  # the first jobs are submitted and running by now
-        yield "k0", ImageRequest("a repeat")
-
     delivered: list[bool] = []
     async with emulated() as (emu, client):
+
+        async def items() -> AsyncIterator[tuple[str, ImageRequest]]:
+            for i in range(3):
+                yield f"k{i}", ImageRequest(f"mug {i} [duration:1.0]")
+            await until(lambda: emu.stats.jobs_created == 3)  # paid for and running
+            yield "k0", ImageRequest("a repeat")
+
         with pytest.raises(ValueError, match="item 3: the key 'k0'"):
             async with client.generate_many(items(), tmp_path) as outcomes:
                 async for outcome in outcomes:
@@ -335,7 +334,7 @@ async def test_second_name_of_a_long_named_image_stays_short_enough(tmp_path: Pa
         api.script("GET", f"{QUEUE}/requests/{job}/response", running)
         async with AsyncClient("sk-test-key-0123", base_url=api.url + "/model") as client:
             async with client.generate_many(items, tmp_path, keep_remote=True):
-                await anyio.sleep(0.3)  # submitted, then left
+                await until(lambda: api.count("POST", QUEUE) == 1)  # submitted, then left
             api.replies.clear()
             finished_job(api, job, f"{api.url}/img.png")
             api.script("GET", "/img.png", Scripted(200, PNG, {"Content-Type": "image/png"}))
@@ -355,11 +354,11 @@ async def test_second_name_of_a_long_named_image_stays_short_enough(tmp_path: Pa
 async def test_earlier_runs_job_never_overwrites_a_name_a_new_item_holds(tmp_path: Path) -> None:
     """With overwrite, an earlier run's job named like a new item of this run saves its
     image beside the new item's, not over it: both are paid for."""
-    old = BatchItem(ImageRequest("a red mug [duration:0.6]"), key="a", name="mug")
+    old = BatchItem(ImageRequest("a red mug [duration:1.0]"), key="a", name="mug")
     new = BatchItem(ImageRequest("a blue mug"), key="b", name="mug")
     async with emulated() as (emu, client):
         async with client.generate_many([old], tmp_path, keep_remote=True):
-            await anyio.sleep(0.2)  # submitted, then left
+            await until(lambda: emu.stats.jobs_created == 1)  # submitted, then left
         async with client.generate_many([new, old], tmp_path, overwrite=True) as outcomes:
             got = {o.key: o async for o in outcomes}
         assert emu.stats.jobs_created == 2

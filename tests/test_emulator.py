@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from conftest import reply
+from conftest import WAIT_BOUND, reply, until
 from PIL import Image
 
 from odiqueue.testing._cli import build_parser, config_from_args, main
@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 AUTH = {"Authorization": "Bearer test-key"}
 FAST = 0.001  # time_scale: one emulated second is a real millisecond
 NEVER = "[duration:100000000]"  # at FAST, a day: the job runs for the whole test
-WAIT_BOUND = 15.0  # seconds a test waits for a state before giving up (never asserted)
 ID_PATTERN = re.compile(r"^mmsu_[0-9a-z]{26}$")
 
 
@@ -80,15 +79,6 @@ async def wait_for(
             _, body = await get_json(session, url)
             if done(body):
                 return body
-            await asyncio.sleep(0.005)
-
-
-async def until(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` holds; the bound only stops a broken test."""
-    with anyio.fail_after(WAIT_BOUND):
-        while True:
-            if check():
-                return
             await asyncio.sleep(0.005)
 
 
