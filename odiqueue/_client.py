@@ -35,6 +35,7 @@ from odiqueue._config import (
     RetryPolicy,
     Secret,
     Timeouts,
+    parse_url,
     resolve_api_key,
     resolve_base_url,
 )
@@ -427,8 +428,7 @@ class AsyncClient:
         if image.url is None:
             raise ValueError("the image has neither a url nor inline data")
         try:
-            url = URL(image.url)
-            url.port  # noqa: B018 (yarl checks the port only when asked)
+            url = parse_url(image.url)
         except ValueError:
             raise DecodeError(
                 f"the image URL is not a URL: {image.url[:80]!r}",

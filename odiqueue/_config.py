@@ -28,6 +28,7 @@ __all__ = [
     "Secret",
     "Timeouts",
     "origin_of",
+    "parse_url",
     "resolve_api_key",
     "resolve_base_url",
 ]
@@ -201,8 +202,7 @@ def resolve_base_url(
     else:
         raw = base_url or os.environ.get(ENV_BASE_URL) or PRESETS[DEFAULT_PROVIDER]
     try:
-        url = URL(raw.rstrip("/"))
-        url.port  # noqa: B018 (yarl checks the port only when asked)
+        url = parse_url(raw.rstrip("/"))
     except ValueError as exc:
         raise ConfigurationError(f"base_url={raw!r} is not a URL: {exc}") from None
     if (
@@ -218,6 +218,15 @@ def resolve_base_url(
             f"base_url={raw!r} uses plain http to a remote host, which would send the API key "
             "in clear text: use https, or pass allow_insecure_http=True"
         )
+    return url
+
+
+def parse_url(raw: str) -> URL:
+    """``raw`` as a URL, checked whole: yarl checks a port (and some hosts) only when asked,
+    so a bad one would otherwise raise later, far from where the text came in. Raises
+    ``ValueError``."""
+    url = URL(raw)
+    url.port  # noqa: B018 (the check is the point)
     return url
 
 

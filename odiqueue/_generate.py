@@ -62,7 +62,7 @@ def run_generate(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         try:
             client_for(args)  # checks the base URL and model; sends nothing
-        except (ConfigurationError, ValueError) as exc:
+        except ValueError as exc:  # ConfigurationError, a yarl error
             print(f"odiqueue generate: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:

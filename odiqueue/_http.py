@@ -31,7 +31,15 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from odiqueue import _backoff, _wire
-from odiqueue._config import Limits, RetryPolicy, Secret, Timeouts, is_loopback, origin_of
+from odiqueue._config import (
+    Limits,
+    RetryPolicy,
+    Secret,
+    Timeouts,
+    is_loopback,
+    origin_of,
+    parse_url,
+)
 from odiqueue._errors import (
     APIError,
     ConnectError,
@@ -157,14 +165,14 @@ class Transport:
         if raw.startswith(self._own_prefix):
             return True
         try:
-            return self.is_trusted(URL(raw))
-        except ValueError:  # yarl checks ports and IPv6 brackets lazily too
+            return self.is_trusted(parse_url(raw))
+        except ValueError:
             return False
 
     def check_api_url(self, raw: str, *, what: str, request_id: str | None) -> URL:
         """Refuse a status/response/cancel URL that points away from the API."""
         try:
-            url = URL(raw)
+            url = parse_url(raw)
             if raw.startswith(self._own_prefix):
                 return url
             trusted = url.is_absolute() and self.is_trusted(url)
@@ -378,8 +386,7 @@ class Transport:
                     request_id=request_id,
                 )
             try:
-                url = url.join(URL(location))
-                url.port  # noqa: B018 (yarl checks the port only when asked)
+                url = url.join(parse_url(location))
             except ValueError:
                 raise APIError(
                     f"the API redirected to something that is not a URL: {location[:80]!r}",

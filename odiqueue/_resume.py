@@ -78,7 +78,7 @@ def decide(
             state.error or "failed", error_type=state.error_type, request_id=request_id
         )
         return Decision("fail", handle=state.handle, error=error)
-    if state.stage in ("submitted", "saved") and state.handle is not None:
+    if paid:
         return Decision("attach", attempts=state.attempt, handle=state.handle)
     if state.stage == "intent":
         log.warning(

@@ -94,15 +94,15 @@ async def write_atomic(
     expected_format: str | None = None,
     overwrite: bool = False,
 ) -> SavedFile:
-    """Stream ``chunks`` into ``path`` through ``path.part``, verify, then rename.
+    """Stream ``chunks`` into ``path`` through a part file, verify, then rename.
 
     Raises :class:`FileExistsError` when ``path`` exists with other bytes and ``overwrite``
     is false (checked at the rename, so a file that appears meanwhile is kept too; a file
     with the very same bytes is this image already, and is kept as it is), and
-    :class:`ContentError`
-    when the bytes are empty, shorter or longer than ``expected_length``, or not a known
-    image format (or not ``expected_format``). The parent folder is created if needed. The
-    part file never outlives a failure or a cancellation.
+    :class:`ContentError` when the bytes are empty, shorter or longer than
+    ``expected_length``, or not a known image format (or not ``expected_format``). The
+    parent folder is created if needed. The part file never outlives a failure or a
+    cancellation.
     """
     writer = _PartWriter(path)
     pending: list[bytes] = []
@@ -151,7 +151,7 @@ _DISK: RunVar[anyio.CapacityLimiter] = RunVar("odiqueue_disk")
 
 
 class _PartWriter:
-    """The ``.part`` file, touched from one worker thread at a time (or, for a small file,
+    """The part file, touched from one worker thread at a time (or, for a small file,
     only from the event loop). Plain descriptors and text paths: no buffered file object or
     ``Path`` per image on the hot path."""
 

@@ -259,15 +259,16 @@ def _minor_int(obj: Mapping[str, Any], key: str) -> int | None:
 
 
 def _minor_float(obj: Mapping[str, Any], key: str) -> float | None:
-    value = obj.get(key)
-    if isinstance(value, str):
+    raw = obj.get(key)
+    value = raw
+    if isinstance(raw, str):
         try:
-            value = float(value)
+            value = float(raw)
         except ValueError:
             value = None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        if obj.get(key) is not None:
-            log.debug("ignoring %s=%r in a status reply", key, obj.get(key))
+        if raw is not None:
+            log.debug("ignoring %s=%r in a status reply", key, raw)
         return None
     return value
 
