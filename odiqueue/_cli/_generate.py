@@ -15,12 +15,7 @@ from typing import Any, Final
 
 import anyio
 
-from odiqueue._config import ENV_API_KEY, resolve_api_key
-from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
-from odiqueue._inputs import InputError, read_items
-from odiqueue._models import BatchItem, ImageRequest, Outcome
-from odiqueue._view import make_view
-from odiqueue.cli import (
+from odiqueue._cli._args import (
     EXIT_FAILED,
     EXIT_FATAL,
     EXIT_INTERRUPTED,
@@ -29,6 +24,11 @@ from odiqueue.cli import (
     client_for,
     request_params,
 )
+from odiqueue._cli._bar import make_view
+from odiqueue._cli._products import InputError, read_items
+from odiqueue._config import ENV_API_KEY, resolve_api_key
+from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
+from odiqueue._models import BatchItem, ImageRequest, Outcome
 
 __all__ = ["run_generate"]
 
