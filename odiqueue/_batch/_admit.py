@@ -26,15 +26,16 @@ from typing import Any, Literal
 import attrs
 
 from odiqueue import _backoff, _wire
-from odiqueue._batch._items import Item, ItemKeys, bad_item
+from odiqueue._batch._items import ItemKeys, bad_item
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import KeyState, files_present
-from odiqueue._batch._options import BatchOptions
 from odiqueue._batch._progress import Tally
 from odiqueue._batch._save import Collector
+from odiqueue._config import BatchOptions
 from odiqueue._errors import ConfigurationError, JobFailedError, OdiqueueError, OutputFileError
-from odiqueue._models import BatchItem, ImageRequest, JobHandle, Outcome
+from odiqueue._models import BatchItem, Item, JobHandle, Outcome
 from odiqueue._naming import literal_template
+from odiqueue._request import ImageRequest
 
 __all__ = ["Decision", "Intake", "decide", "first_taken"]
 

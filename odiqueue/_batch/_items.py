@@ -22,12 +22,10 @@ import anyio.lowlevel
 
 from odiqueue import _wire
 from odiqueue._errors import InvalidParameterError, OdiqueueError
-from odiqueue._models import BatchItem, ImageRequest
+from odiqueue._models import BatchItem, Item
+from odiqueue._request import ImageRequest
 
-__all__ = ["Feed", "Item", "ItemKeys", "bad_item"]
-
-
-Item = str | ImageRequest | tuple[str, ImageRequest] | BatchItem
+__all__ = ["Feed", "ItemKeys", "bad_item"]
 
 
 class ItemKeys:

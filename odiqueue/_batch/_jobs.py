@@ -21,7 +21,8 @@ import attrs
 
 from odiqueue._batch._manifest import Journal
 from odiqueue._errors import OdiqueueError
-from odiqueue._models import CancelOutcome, ImageRequest, ImageResult, JobHandle, JobStatus, Outcome
+from odiqueue._models import CancelOutcome, ImageResult, JobHandle, JobStatus, Outcome
+from odiqueue._request import ImageRequest
 
 __all__ = ["LiveJobs", "Work"]
 

@@ -11,17 +11,16 @@ renamed).
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from odiqueue import _backoff
 from odiqueue._batch._throttle import take
-from odiqueue._errors import JobFailedError, OdiqueueError, OutputFileError
-from odiqueue._models import ImageRequest, ImageResult, JobHandle
+from odiqueue._errors import JobFailedError, OutputFileError
+from odiqueue._models import ImageResult, JobHandle
 from odiqueue._naming import image_path, second_name
+from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ __all__ = ["DOWNLOAD_CONCURRENCY", "Collector"]
 #: Image downloads of one batch that run at once.
 DOWNLOAD_CONCURRENCY: Final = 8
 #: Asks for a result the server said was ready but does not serve yet.
-_RESULT_TRIES: Final = 8
 
 
 class Collector:
@@ -42,7 +40,6 @@ class Collector:
         self._client = client
         self._out_dir = out_dir
         self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
-        self._rng = random.Random()
 
     def path(
         self,
@@ -82,7 +79,7 @@ class Collector:
         ``apart`` (another item of the batch holds the name) it goes there at once.
         """
         if result is None:
-            result = await self._fetch(handle)
+            result = await self._client.completed_result(handle)
         if not result.images:
             raise JobFailedError(
                 "the job completed without any image", request_id=handle.request_id
@@ -110,17 +107,3 @@ class Collector:
                 self._downloads.release()
             saved.append(file)
         return saved
-
-    async def _fetch(self, handle: JobHandle) -> ImageResult:
-        """The result of a job seen completed, asked for again while it is not served yet."""
-        for attempt in range(_RESULT_TRIES):
-            result = await self._client.result(handle)
-            if result is not None:
-                return result
-            await _backoff.sleep(
-                _backoff.retry_delay(attempt + 1, self._client._transport.retry, self._rng)
-            )
-        raise OdiqueueError(
-            "the job completed but its result never became available",
-            request_id=handle.request_id,
-        )

@@ -12,13 +12,7 @@ from typing import Any, Final
 
 from odiqueue._client import AsyncClient
 from odiqueue._config import DEFAULT_MODEL, PRESETS
-from odiqueue._models import (
-    Background,
-    Moderation,
-    OutputFormat,
-    Quality,
-    Size,
-)
+from odiqueue._request import Background, Moderation, OutputFormat, Quality, Size
 
 __all__ = [
     "EXIT_FAILED",

@@ -17,8 +17,9 @@ from typing import Any, Final
 import attrs
 
 from odiqueue._errors import InvalidParameterError
-from odiqueue._models import BatchItem, ImageRequest
+from odiqueue._models import BatchItem
 from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template
+from odiqueue._request import ImageRequest
 
 __all__ = ["InputError", "RowProblem", "read_items"]
 

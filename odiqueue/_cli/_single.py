@@ -9,13 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from odiqueue._cli._args import EXIT_FAILED, EXIT_OK, client_for, request_params
-from odiqueue._models import (
-    CancelOutcome,
-    ImageRequest,
-    OutputFormat,
-    Queued,
-    Running,
-)
+from odiqueue._models import CancelOutcome, Queued, Running
+from odiqueue._request import ImageRequest, OutputFormat
 
 __all__ = ["single_job"]
 
