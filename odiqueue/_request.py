@@ -20,11 +20,13 @@ from odiqueue._errors import (
 __all__ = [
     "MAX_IMAGES",
     "MAX_PROMPT_CHARS",
+    "PARAMETERS",
     "Background",
     "Choice",
     "ImageRequest",
     "Moderation",
     "OutputFormat",
+    "Parameter",
     "Quality",
     "Size",
 ]
@@ -145,6 +147,49 @@ def _int_in(field: str, low: int, high: int, extra: str = "") -> Any:
     return check
 
 
+@attrs.frozen
+class Parameter:
+    """One optional field of :class:`ImageRequest`, as a command line or a column sees it."""
+
+    #: The field's name (also its column name in a product list).
+    name: str
+    #: What it sets, in a few words (for help texts).
+    help: str
+    #: The values it takes, when it is one of a documented few.
+    choices: type[Choice] | None = None
+    #: ``"low-high"`` for a whole number (a cell or an argument is read as an integer).
+    number: str | None = None
+    #: A shorter name: the command line's flag (``--format``) and a column alias.
+    short: str | None = None
+    #: Whether the command line has an option for it.
+    flag: bool = True
+
+    @property
+    def option(self) -> str:
+        """The command line's option for it (``--size``, ``--format``)."""
+        return f"--{self.short or self.name}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column names a product list may give it under."""
+        return (self.name,) if self.short is None else (self.name, self.short)
+
+
+_PARAMETER: Final = "odiqueue.parameter"
+
+
+def _param(
+    help: str,
+    *,
+    choices: type[Choice] | None = None,
+    number: str | None = None,
+    short: str | None = None,
+    flag: bool = True,
+) -> dict[str, Parameter]:
+    # The name is filled in from the attrs field once the class exists (see PARAMETERS).
+    return {_PARAMETER: Parameter("", help, choices, number, short, flag)}
+
+
 def _check_prompt(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_PROMPT_CHARS:
         raise InvalidParameterError(
@@ -194,27 +239,55 @@ class ImageRequest:
 
     prompt: str = attrs.field(validator=_check_prompt)
     #: How many images, 1..10 (server default 1).
-    n: int | None = attrs.field(default=None, kw_only=True, validator=_int_in("n", 1, MAX_IMAGES))
+    n: int | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=_int_in("n", 1, MAX_IMAGES),
+        metadata=_param("images per prompt", number="1-10"),
+    )
     #: Server default ``auto``.
-    size: Size | None = attrs.field(default=None, kw_only=True, converter=_size)
+    size: Size | None = attrs.field(
+        default=None, kw_only=True, converter=_size, metadata=_param("image size", choices=Size)
+    )
     #: Server default ``auto``.
-    quality: Quality | None = attrs.field(default=None, kw_only=True, converter=_quality)
+    quality: Quality | None = attrs.field(
+        default=None, kw_only=True, converter=_quality, metadata=_param("quality", choices=Quality)
+    )
     #: Server default ``auto``.
-    background: Background | None = attrs.field(default=None, kw_only=True, converter=_background)
+    background: Background | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_background,
+        metadata=_param("background", choices=Background),
+    )
     #: Server default ``png``.
     output_format: OutputFormat | None = attrs.field(
-        default=None, kw_only=True, converter=_output_format
+        default=None,
+        kw_only=True,
+        converter=_output_format,
+        metadata=_param("file format", choices=OutputFormat, short="format"),
     )
     #: 0..100, only with jpeg or webp (server default 100).
     output_compression: int | None = attrs.field(
         default=None,
         kw_only=True,
         validator=_int_in("output_compression", 0, 100, ", and only with jpeg or webp"),
+        metadata=_param("jpeg/webp compression", number="0-100", short="compression"),
     )
     #: Server default ``auto``.
-    moderation: Moderation | None = attrs.field(default=None, kw_only=True, converter=_moderation)
+    moderation: Moderation | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_moderation,
+        metadata=_param("moderation", choices=Moderation),
+    )
     #: An id for the end user, for the provider's abuse monitoring.
-    user: str | None = attrs.field(default=None, kw_only=True, validator=_check_user)
+    user: str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=_check_user,
+        metadata=_param("end-user id", flag=False),
+    )
     #: Fields the API adds later, sent as they are.
     extra: Mapping[str, Any] = attrs.field(
         factory=dict, kw_only=True, converter=_freeze_extra, hash=False
@@ -259,3 +332,11 @@ class ImageRequest:
 
 
 _FIELD_NAMES: Final = frozenset(a.name for a in attrs.fields(ImageRequest)) - {"extra"}
+
+#: The request's optional parameters, in the order the class declares them: the one list
+#: the wire encoder, the command line's options and a product list's columns are made from.
+PARAMETERS: Final[tuple[Parameter, ...]] = tuple(
+    attrs.evolve(a.metadata[_PARAMETER], name=a.name)
+    for a in attrs.fields(ImageRequest)
+    if _PARAMETER in a.metadata
+)

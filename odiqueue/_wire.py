@@ -30,10 +30,11 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
-from odiqueue._request import ImageRequest
+from odiqueue._request import PARAMETERS, Choice, ImageRequest
 
 __all__ = [
     "cancel_came_late",
+    "canonical_json",
     "converter",
     "decode_cancel",
     "decode_result",
@@ -175,6 +176,14 @@ def guarded(parse: Callable[[], T], *, request_id: str | None = None) -> T:
         raise DecodeError(detail, path="$", request_id=request_id) from None
 
 
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """One text per JSON value whatever its key order: how requests are compared and keyed.
+
+    Item keys are digests of this text, so its form never changes (a rerun must find them).
+    """
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def request_to_json(request: ImageRequest) -> dict[str, Any]:
     """The submit body: only the fields the caller set, then ``extra``."""
     return converter.unstructure(request)  # type: ignore[no-any-return]
@@ -182,14 +191,10 @@ def request_to_json(request: ImageRequest) -> dict[str, Any]:
 
 def _unstructure_request(request: ImageRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"prompt": request.prompt}
-    for name in ("n", "size", "quality", "background", "output_format", "output_compression"):
-        value = getattr(request, name)
+    for parameter in PARAMETERS:
+        value = getattr(request, parameter.name)
         if value is not None:
-            body[name] = getattr(value, "value", value)
-    if request.moderation is not None:
-        body["moderation"] = request.moderation.value
-    if request.user is not None:
-        body["user"] = request.user
+            body[parameter.name] = value.value if isinstance(value, Choice) else value
     body.update(request.extra)
     return body
 

@@ -17,7 +17,6 @@ not know, which is checked here too, up front.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -225,8 +224,4 @@ def first_taken(paths: list[Path]) -> OutputFileError | None:
 def _differ(recorded: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
     """Whether two requests differ as JSON: the recorded one has been through a JSON round
     trip (tuples came back as lists, number keys as strings, NaN unequal to itself)."""
-    return _canonical(recorded) != _canonical(request)
-
-
-def _canonical(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _wire.canonical_json(recorded) != _wire.canonical_json(request)

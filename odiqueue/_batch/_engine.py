@@ -38,7 +38,7 @@ from odiqueue._batch._items import Feed
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
 from odiqueue._batch._poll import Poller
-from odiqueue._batch._progress import Progress, Tally
+from odiqueue._batch._progress import Progress, Stage, Tally
 from odiqueue._batch._save import Collector
 from odiqueue._batch._throttle import RateLimiter
 from odiqueue._config import BatchOptions
@@ -426,7 +426,7 @@ class Batch:
         log.warning("item %s failed: %s", work.key, error)
         return work.outcome(error=error)
 
-    def _shift(self, work: Work, stage: str) -> None:
+    def _shift(self, work: Work, stage: Stage) -> None:
         if stage != work.stage:
             self._tally.move(work.stage, stage)
             work.stage = stage

@@ -3,10 +3,8 @@
 Images are saved one at a time per job, and at most ``DOWNLOAD_CONCURRENCY`` at once per
 batch: downloads are bound by bandwidth, not by how many run at once, and each holds a
 buffer (up to ``_sink.FLUSH_BYTES``), so a few at a time keep memory flat however large
-the images. Eight ran as fast as sixteen against a local server, in 20 MB less (300 jobs
-of four 2 MB images: about 90 jobs/s either way, 68 MB of peak memory against 89). Every
-file goes through :meth:`AsyncClient.download` (streamed to a part file, verified,
-renamed).
+the images (scenario 3 of ``python -m benchmarks`` measures it). Every file goes through
+:meth:`AsyncClient.download` (streamed to a part file, verified, renamed).
 """
 
 from __future__ import annotations
