@@ -13,6 +13,7 @@ from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Time
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
+    BudgetExceededError,
     ClientClosedError,
     ConfigurationError,
     ConnectError,
@@ -53,6 +54,7 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
+from odiqueue._prices import PriceTable, load_prices
 from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
 from odiqueue._sink import SavedFile
 
@@ -64,6 +66,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchOptions",
+    "BudgetExceededError",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",
@@ -95,6 +98,7 @@ __all__ = [
     "OutputFormat",
     "PermissionDeniedError",
     "PollPolicy",
+    "PriceTable",
     "Progress",
     "Quality",
     "Queued",
@@ -112,4 +116,5 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "instant_waits",
+    "load_prices",
 ]

@@ -49,6 +49,7 @@ from odiqueue._errors import (
 from odiqueue._http import Transport
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._prices import PriceTable
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 from odiqueue._waiting import raise_if_failed, served_result, status_changes
@@ -370,8 +371,6 @@ class AsyncClient:
             self._transport, image, Path(path), overwrite, expected_format, request_id
         )
 
-    # --- many jobs -------------------------------------------------------------------------
-
     def generate_many(
         self,
         items: Iterable[Item] | AsyncIterable[Item],
@@ -388,6 +387,9 @@ class AsyncClient:
         resume: bool = True,
         keep_remote: bool = False,
         cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
+        max_images: int | None = None,
+        max_cost: float | None = None,
+        prices: PriceTable | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Batch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -402,8 +404,7 @@ class AsyncClient:
         completion order.
 
         The keywords are :class:`BatchOptions`' fields (each documented there, with its
-        default). Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
-        - ``on_progress`` is called with a :class:`Progress` snapshot at every change.
+        default). ``on_progress`` is called with a :class:`Progress` snapshot at every change.
         """
         from odiqueue._batch import Batch  # the engine builds on the client, never the reverse
 
@@ -420,10 +421,11 @@ class AsyncClient:
             resume=resume,
             keep_remote=keep_remote,
             cancel_timeout=cancel_timeout,
+            max_images=max_images,
+            max_cost=max_cost,
+            prices=PriceTable() if prices is None else prices,
         )
         return Batch(self, items, Path(out_dir), options, on_progress)
-
-    # --- helpers -------------------------------------------------------------------------
 
     def _handle(self, job: JobHandle | str) -> JobHandle:
         self._require_open()

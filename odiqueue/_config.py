@@ -20,6 +20,7 @@ from yarl import URL
 
 from odiqueue._errors import ConfigurationError
 from odiqueue._naming import DEFAULT_TEMPLATE, check_template
+from odiqueue._prices import PriceTable
 
 __all__ = [
     "DEFAULT_CANCEL_TIMEOUT",
@@ -196,6 +197,12 @@ class BatchOptions:
       the same batch again skips saved items, picks up submitted jobs by id (no new
       payment) and submits only the rest. ``resume=False`` sets the old manifest aside.
     - Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
+    - ``max_images`` and ``max_cost`` (US dollars, estimated with ``prices``) cap what the
+      batch pays for, counting the jobs earlier runs in the folder paid for: the submit
+      that would pass a cap is not sent, nor any after it
+      (:class:`~odiqueue.BudgetExceededError` for those items); jobs already paid for
+      finish and are saved. Run again with a higher cap to continue. An item the table
+      cannot price is refused under ``max_cost`` rather than taken as free.
     """
 
     max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
@@ -209,6 +216,9 @@ class BatchOptions:
     resume: bool = True
     keep_remote: bool = False
     cancel_timeout: float = attrs.field(default=DEFAULT_CANCEL_TIMEOUT, validator=_non_negative)
+    max_images: int | None = attrs.field(default=None, validator=_non_negative)
+    max_cost: float | None = attrs.field(default=None, validator=_non_negative)
+    prices: PriceTable = attrs.field(factory=PriceTable)
 
 
 class Secret:

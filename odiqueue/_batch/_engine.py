@@ -24,7 +24,6 @@ import logging
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -34,6 +33,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from odiqueue import _backoff, _wire
 from odiqueue._batch import _throttle
 from odiqueue._batch._admit import Intake
+from odiqueue._batch._budget import Budget
 from odiqueue._batch._items import Feed
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
@@ -44,6 +44,7 @@ from odiqueue._batch._throttle import RateLimiter
 from odiqueue._config import BatchOptions
 from odiqueue._errors import (
     PERMANENT_ERROR_TYPES,
+    BudgetExceededError,
     ConfigurationError,
     ContentPolicyError,
     DeadlineExceededError,
@@ -105,6 +106,7 @@ class Batch:
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
         self._tally = Tally(on_progress)
+        self._budget = Budget(options, client.model)
         self._fatal: OdiqueueError | None = None
         self._bad_input: Exception | None = None
         self._task_group: TaskGroup | None = None
@@ -117,6 +119,8 @@ class Batch:
         fresh = not self._options.resume
         states = await anyio.to_thread.run_sync(lambda: self._journal.open(fresh=fresh))
         self._intake.states = states
+        self._budget.count_earlier(states)
+        self._tally.cost = self._budget.cost
         try:
             # Under the lock no other batch writes here: any part file is a killed run's.
             await anyio.to_thread.run_sync(remove_parts, self._out_dir)
@@ -131,12 +135,7 @@ class Batch:
         self._task_group.start_soon(self._run)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
+    async def __aexit__(self, *exc_info: object) -> None:
         assert self._task_group is not None
         # Whatever ended the block (the end of the outcomes, a break, an error, a cancel),
         # the jobs still running are stopped here. The caller's own exception is theirs to
@@ -152,7 +151,6 @@ class Batch:
                     await self._live.cancel_all()
             self._journal.close()
             self._receive.close()
-        return None
 
     def __aiter__(self) -> AsyncIterator[Outcome]:
         if self._task_group is None:
@@ -220,7 +218,11 @@ class Batch:
                 try:
                     await self._submit(work)
                 except OdiqueueError as exc:
+                    if not isinstance(exc, (SubmissionUncertainError, BudgetExceededError)):
+                        self._budget.give_back(work.request, work.estimate)  # no job, no bill
                     return self._fail(work, exc)
+                finally:
+                    self._tally.cost = self._budget.cost
             assert work.handle is not None
             try:
                 # Without a deadline, no cancel scope: one less per job on the hot path.
@@ -309,6 +311,7 @@ class Batch:
         return True
 
     async def _submit(self, work: Work) -> None:
+        work.estimate = self._budget.take(work.request)  # or BudgetExceededError
         await self._rate.acquire()
         work.attempts += 1
         work.inherited = False
@@ -329,6 +332,7 @@ class Batch:
             response_url=handle.response_url,
             cancel_url=handle.cancel_url,
             request=_wire.request_to_json(work.request),
+            estimated_cost=work.estimate,
         )
         if not recorded:
             log.error(
@@ -370,7 +374,7 @@ class Batch:
         saved = await self._collector.collect(
             handle,
             result,
-            template=self._template(work),
+            template=work.template or self._options.name_template,
             key=work.key,
             request=work.request,
             # Never forced for a resumed job: a file it had put in place just before the
@@ -388,9 +392,6 @@ class Batch:
         )
         paths = tuple(file.path for file in saved)
         return work.outcome(paths=paths, saved_at=_backoff.now())
-
-    def _template(self, work: Work) -> str:
-        return work.template or self._options.name_template
 
     # --- outcomes and counts -----------------------------------------------------------------
 
@@ -423,7 +424,9 @@ class Batch:
         if work.handle is not None:
             self._live.discard(work.handle)
         self._shift(work, "failed")
-        log.warning("item %s failed: %s", work.key, error)
+        # An item a cap kept back is not the job's failure: the summary says it once.
+        level = logging.INFO if isinstance(error, BudgetExceededError) else logging.WARNING
+        log.log(level, "item %s failed: %s", work.key, error)
         return work.outcome(error=error)
 
     def _shift(self, work: Work, stage: Stage) -> None:
