@@ -10,7 +10,7 @@ from odiqueue._backoff import instant_waits
 from odiqueue._batch._engine import Batch
 from odiqueue._batch._progress import Progress
 from odiqueue._client import AsyncClient
-from odiqueue._config import Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import DownloadPolicy, Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
@@ -77,6 +77,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "DownloadPolicy",
     "Failed",
     "Image",
     "ImageDownloadError",

@@ -39,6 +39,7 @@ from odiqueue._batch._options import (
 from odiqueue._batch._progress import Progress
 from odiqueue._config import (
     DEFAULT_MODEL,
+    DownloadPolicy,
     Limits,
     PollPolicy,
     RetryPolicy,
@@ -53,6 +54,7 @@ from odiqueue._errors import (
     ConfigurationError,
     DeadlineExceededError,
     DecodeError,
+    RequestTimeoutError,
     SubmissionUncertainError,
     TransportError,
 )
@@ -68,6 +70,7 @@ from odiqueue._models import (
     failure_of,
 )
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._pace import paced
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 
 __all__ = ["AsyncClient"]
@@ -92,6 +95,7 @@ _TIMEOUTS: Final = Timeouts()
 _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
 _POLL: Final = PollPolicy()
+_DOWNLOADS: Final = DownloadPolicy()
 
 
 class _State(enum.Enum):
@@ -124,6 +128,7 @@ class AsyncClient:
         limits: Limits = _LIMITS,
         retry: RetryPolicy = _RETRY,
         poll: PollPolicy = _POLL,
+        downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
         seed: int | None = None,
@@ -141,6 +146,7 @@ class AsyncClient:
         self._queue = self._base / "v1" / "queue" / model
         self._requests = f"{self._queue / 'requests'}/"
         self._poll = poll
+        self._downloads = downloads
         self._rng = random.Random(seed)
         self._transport = Transport(
             api_key=self._key,
@@ -400,14 +406,17 @@ class AsyncClient:
     ) -> SavedFile:
         """Save one image to ``path``: streamed in chunks to a part file, verified, renamed.
 
-        The file is checked to be non-empty, as long as the server announced, and an image of
-        the expected format (from ``expected_format`` or the image's content type). Downloads
-        are retried like any idempotent GET. An existing file is kept unless ``overwrite``:
+        The file is checked to be non-empty, as long as the server announced, and a whole
+        image of the expected format (from ``expected_format`` or the image's content type),
+        as :class:`DownloadPolicy` says (its structure, or a full decode); a download that
+        fails the check, or is slower than the policy allows, is retried like any idempotent
+        GET. An existing file is kept unless ``overwrite``:
         :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
         this image already). Image hosts other than the API's origin never receive the API
         key; an error status from an image host raises :class:`ImageDownloadError`.
         """
         self._require_open()
+        policy = self._downloads
         target = Path(path)
         fmt = expected_format or _CONTENT_TYPES.get((image.content_type or "").lower())
         if image.b64 is not None:
@@ -420,7 +429,9 @@ class AsyncClient:
                 yield data
 
             try:
-                return await write_atomic(target, once(), expected_format=fmt, overwrite=overwrite)
+                return await write_atomic(
+                    target, once(), expected_format=fmt, overwrite=overwrite, verify=policy.verify
+                )
             except ContentError as exc:
                 raise DecodeError(
                     f"inline image: {exc}", path="image", request_id=request_id
@@ -436,20 +447,40 @@ class AsyncClient:
                 request_id=request_id,
             ) from None
 
+        host = url.host or "?"
+
         async def attempt() -> SavedFile:
-            async with self._transport.download(url, request_id=request_id) as (length, chunks):
-                try:
-                    return await write_atomic(
-                        target,
+            try:
+                with (
+                    contextlib.nullcontext()
+                    if policy.total is None
+                    else anyio.fail_after(policy.total)
+                ):
+                    async with self._transport.download(url, request_id=request_id) as (
+                        length,
                         chunks,
-                        expected_length=length,
-                        expected_format=fmt,
-                        overwrite=overwrite,
+                    ):
+                        return await write_atomic(
+                            target,
+                            paced(chunks, policy, host=host, request_id=request_id),
+                            expected_length=length,
+                            expected_format=fmt,
+                            overwrite=overwrite,
+                            verify=policy.verify,
+                        )
+            except ContentError as exc:
+                raise retryable(
+                    TransportError(f"bad image from {host}: {exc}", request_id=request_id)
+                ) from exc
+            except RequestTimeoutError as exc:
+                raise retryable(exc) from exc
+            except TimeoutError:
+                raise retryable(
+                    RequestTimeoutError(
+                        f"the image from {host} took over {policy.total:g}s",
+                        request_id=request_id,
                     )
-                except ContentError as exc:
-                    raise retryable(
-                        TransportError(f"bad image from {url.host}: {exc}", request_id=request_id)
-                    ) from exc
+                ) from None
 
         return await self._transport.retrying(attempt, request_id=request_id)
 
