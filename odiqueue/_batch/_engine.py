@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -37,6 +38,7 @@ from odiqueue._batch._admit import Intake
 from odiqueue._batch._items import Feed
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
+from odiqueue._batch._patience import submit_patiently
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Progress, Stage, Tally
 from odiqueue._batch._save import Collector
@@ -103,6 +105,7 @@ class Batch:
         self._poller = Poller(client, options.poll_concurrency)
         self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
+        self._rng = random.Random()
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
         self._tally = Tally(on_progress)
         self._fatal: OdiqueueError | None = None
@@ -314,12 +317,14 @@ class Batch:
         work.inherited = False
         if not self._journal.write("intent", work.key, attempt=work.attempts):
             raise self._manifest_failed()  # nothing is paid for that could not be recorded
-        refused = self._client.refused_submits
-        handle = await self._client.submit(work.request)
-        if self._client.refused_submits > refused:
-            self._rate.slow_down(_backoff.now())
-        else:
-            self._rate.recover()
+        handle = await submit_patiently(
+            self._client,
+            work.request,
+            self._rate,
+            key=work.key,
+            stopped=lambda: self._fatal,
+            rng=self._rng,
+        )
         recorded = self._journal.write(
             "submitted",
             work.key,
