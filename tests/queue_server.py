@@ -45,6 +45,8 @@ class QueueServer:
         self.images_per_result = 1
         #: A job's response URL answers 404 for this many asks, then the result.
         self.response_404s = 0
+        #: A job's status URL answers 404 for this many asks, then COMPLETED.
+        self.status_404s = 0
         #: Submits refused with 429 (the first ones), with a Retry-After date one second
         #: ahead of the server's clock.
         self.refuse_submits = 0
@@ -82,6 +84,8 @@ class QueueServer:
     async def status(self, request: web.Request) -> web.Response:
         job = request.match_info["job"]
         self.asks[f"status {job}"] += 1
+        if self.asks[f"status {job}"] <= self.status_404s:
+            return web.json_response({"detail": "Request not found"}, status=404)
         return web.json_response({"status": "COMPLETED", "request_id": job})
 
     async def response(self, request: web.Request) -> web.Response:

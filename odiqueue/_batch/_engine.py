@@ -38,6 +38,7 @@ from odiqueue._batch._admit import Intake
 from odiqueue._batch._items import Feed
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
+from odiqueue._batch._notfound import Unknown
 from odiqueue._batch._patience import submit_patiently
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Progress, Stage, Tally
@@ -215,6 +216,7 @@ class Batch:
 
     async def _carry(self, work: Work) -> Outcome:
         options = self._options
+        unknown: Unknown | None = None  # a spell of 404s for a job this run created
         while True:
             if work.handle is None:
                 if self._fatal is not None:
@@ -226,9 +228,7 @@ class Batch:
                     return self._fail(work, exc)
             assert work.handle is not None
             try:
-                # Without a deadline, no cancel scope: one less per job on the hot path.
-                deadline = options.deadline
-                with contextlib.nullcontext() if deadline is None else anyio.fail_after(deadline):
+                with self._deadline(work):
                     status = await self._follow(work)
             except TimeoutError:
                 cancelled, finished = await self._live.past_deadline(work.handle, work.key)
@@ -247,7 +247,13 @@ class Batch:
             except NotFoundError as exc:
                 if self._start_over(work, exc):
                     continue
-                return self._fail(work, exc)
+                unknown = unknown or Unknown(_backoff.now())
+                found = await self._recheck(work, unknown)
+                if isinstance(found, Outcome):
+                    return found
+                if not found.terminal or isinstance(found, Succeeded):
+                    continue  # followed again, through the response URL, for the images
+                status = found
             except OdiqueueError as exc:
                 return self._fail(work, exc)
             self._live.discard(work.handle)
@@ -256,7 +262,23 @@ class Batch:
                 # unless it turns out to have no image at all, a failure here leaves its
                 # "submitted" line the last word, so a rerun fetches its result again.
                 try:
-                    return await self._collect(work)
+                    with self._deadline(work):
+                        return await self._collect(work)
+                except TimeoutError:
+                    # The job is done and paid for: a rerun fetches its images by id.
+                    late = DeadlineExceededError(
+                        f"the job's images were not saved within {options.deadline}s",
+                        request_id=work.handle.request_id,
+                    )
+                    return self._fail(work, late, ended=False)
+                except NotFoundError as exc:
+                    if work.inherited:
+                        return self._fail(work, exc, ended=False)
+                    unknown = unknown or Unknown(_backoff.now())
+                    found = await self._recheck(work, unknown)
+                    if isinstance(found, Outcome):
+                        return found
+                    continue  # its result, asked for again
                 except JobError as exc:
                     return self._fail(work, exc)
                 except ImageDownloadError as exc:
@@ -287,6 +309,29 @@ class Batch:
                 work.handle = None
                 continue
             return self._fail(work, error)
+
+    def _deadline(self, work: Work) -> contextlib.AbstractContextManager[object]:
+        """The job's deadline (``options.deadline`` seconds from its submission), over its
+        polls and its downloads alike. Without a deadline, no cancel scope: one less per job
+        on the hot path."""
+        deadline = self._options.deadline
+        if deadline is None or work.submitted_at is None:
+            return contextlib.nullcontext()
+        return anyio.fail_at(work.submitted_at + deadline)
+
+    async def _recheck(self, work: Work, unknown: Unknown) -> JobStatus | Outcome:
+        """After a 404 for a job this run created: its status once the server knows it
+        again, else the item's outcome, the job left to a rerun (by id, never submitted
+        again)."""
+        assert work.handle is not None
+        try:
+            found = await unknown.recheck(self._client, work.handle, self._rng)
+        except OdiqueueError as exc:
+            return self._fail(work, exc, ended=False)
+        if found is None:
+            timeout = self._client.retry_policy.timeout
+            return self._fail(work, unknown.given_up(work.handle, timeout), ended=False)
+        return found
 
     def _manifest_failed(self) -> OutputFileError:
         """Stop new submissions: what cannot be recorded must not be paid for."""
