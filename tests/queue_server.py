@@ -12,7 +12,9 @@ import asyncio
 import base64
 import email.utils
 import random
+import struct
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,10 +27,23 @@ from odiqueue.testing._images import render
 QUEUE = "/model/v1/queue/gpt_image_1"
 PNG = render("png", 64, 64, False, 40_000)
 
+
+def _garbled(png: bytes) -> bytes:
+    """``png`` with its compressed pixels replaced by garbage under a correct CRC: whole to
+    a structural check, undecodable."""
+    at = png.index(b"IDAT")
+    (length,) = struct.unpack(">I", png[at - 4 : at])
+    body = b"IDAT" + (bytes(range(256)) * (length // 256 + 1))[:length]
+    return png[:at] + body + struct.pack(">I", zlib.crc32(body)) + png[at + 4 + length + 4 :]
+
+
+GARBLED = _garbled(PNG)
+
 #: How the image host answers one ask: the whole image, half of it with no Content-Length
 #: (the body just ends), the PNG signature and noise (with a right Content-Length), or the
-#: whole image one byte at a time, ``trickle`` seconds apart.
-ImageMode = Literal["whole", "half", "noise", "trickle"]
+#: whole image one byte at a time, ``trickle`` seconds apart; ``garbled`` is whole in its
+#: structure, but its pixels do not decode.
+ImageMode = Literal["whole", "half", "noise", "garbled", "trickle"]
 
 
 class QueueServer:
@@ -111,8 +126,9 @@ class QueueServer:
         if mode == "noise":
             noise = random.Random(name).randbytes(len(PNG) - 8)
             return web.Response(body=PNG[:8] + noise, content_type="image/png")
-        if mode == "whole":
-            return web.Response(body=PNG, content_type="image/png")
+        if mode in ("whole", "garbled"):
+            body = PNG if mode == "whole" else GARBLED
+            return web.Response(body=body, content_type="image/png")
         # No Content-Length: the body ends where the server stops (chunked, ended cleanly).
         response = web.StreamResponse(headers={"Content-Type": "image/png"})
         response.enable_chunked_encoding()

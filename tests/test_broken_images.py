@@ -24,7 +24,7 @@ from odiqueue import (
     RetryPolicy,
     TransportError,
 )
-from tests.queue_server import PNG, ImageMode, QueueServer, base_url, queue_server
+from tests.queue_server import GARBLED, PNG, ImageMode, QueueServer, base_url, queue_server
 
 pytestmark = pytest.mark.anyio
 
@@ -78,6 +78,26 @@ async def test_a_broken_image_is_fetched_again(tmp_path: Path, mode: ImageMode) 
         assert server.asks["image a.png"] == 2
     assert target.read_bytes() == PNG
     assert saved.size == len(PNG)
+
+
+async def test_decode_refuses_an_image_whole_in_structure_only(tmp_path: Path) -> None:
+    """An image whose structure is whole but whose pixels do not decode is saved under the
+    default check, and refused then fetched again under ``verify="decode"``."""
+    pytest.importorskip("PIL")
+    image_path = "/img/a.png"
+    async with queue_server() as server:
+        server.image_mode = lambda ask: "garbled" if ask == 1 else "whole"
+        image = Image(url=server.url + image_path, content_type="image/png")
+        async with client_for(server) as client:
+            await client.download(image, tmp_path / "structure.png")
+        assert (tmp_path / "structure.png").read_bytes() == GARBLED
+
+        server.asks.clear()
+        strict = DownloadPolicy(verify="decode")
+        async with client_for(server, downloads=strict) as client:
+            await client.download(image, tmp_path / "decoded.png")
+        assert server.asks["image a.png"] == 2
+    assert (tmp_path / "decoded.png").read_bytes() == PNG
 
 
 async def test_an_inline_image_holding_half_a_png_is_refused(tmp_path: Path) -> None:
@@ -171,3 +191,16 @@ async def test_an_image_download_is_bounded_in_total(tmp_path: Path) -> None:
         with pytest.raises(RequestTimeoutError, match=r"took over 0\.5s"):
             await client.download(image, tmp_path / "a.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_policy_refuses_bad_values_by_name() -> None:
+    """A verify mode other than the two, or a bound that is not above 0, is refused at once,
+    naming the parameter."""
+    from odiqueue import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="verify must be 'structure' or 'decode'"):
+        DownloadPolicy(verify="pixels")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="min_rate must be > 0"):
+        DownloadPolicy(min_rate=0)
+    with pytest.raises(ConfigurationError, match="total must be > 0"):
+        DownloadPolicy(total=-1)
