@@ -9,7 +9,14 @@
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
-from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import (
+    BatchOptions,
+    DownloadPolicy,
+    Limits,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
@@ -75,6 +82,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "DownloadPolicy",
     "Failed",
     "Image",
     "ImageDownloadError",

@@ -32,6 +32,7 @@ from odiqueue._config import (
     DEFAULT_SUBMIT_BURST,
     VERSION,
     BatchOptions,
+    DownloadPolicy,
     Limits,
     PollPolicy,
     RetryPolicy,
@@ -65,6 +66,7 @@ _TIMEOUTS: Final = Timeouts()
 _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
 _POLL: Final = PollPolicy()
+_DOWNLOADS: Final = DownloadPolicy()
 
 
 class _State(enum.Enum):
@@ -97,6 +99,7 @@ class AsyncClient:
         limits: Limits = _LIMITS,
         retry: RetryPolicy = _RETRY,
         poll: PollPolicy = _POLL,
+        downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
         seed: int | None = None,
@@ -107,6 +110,7 @@ class AsyncClient:
         self._model = model
         self._endpoints = Endpoints(self._base, model)
         self._poll = poll
+        self._downloads = downloads
         self._rng = random.Random(seed)
         self._transport = Transport(
             api_key=self._key,
@@ -359,16 +363,24 @@ class AsyncClient:
     ) -> SavedFile:
         """Save one image to ``path``: streamed in chunks to a part file, verified, renamed.
 
-        The file is checked to be non-empty, as long as the server announced, and an image of
-        the expected format (from ``expected_format`` or the image's content type). Downloads
-        are retried like any idempotent GET. An existing file is kept unless ``overwrite``:
+        The file is checked to be non-empty, as long as the server announced, and a whole
+        image of the expected format (from ``expected_format`` or the image's content type),
+        as the client's :class:`DownloadPolicy` says (its structure, or a full decode); a
+        download that fails the check, or is slower than the policy allows, is retried like
+        any idempotent GET. An existing file is kept unless ``overwrite``:
         :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
         this image already). Image hosts other than the API's origin never receive the API
         key; an error status from an image host raises :class:`ImageDownloadError`.
         """
         self._require_open()
         return await save_image(
-            self._transport, image, Path(path), overwrite, expected_format, request_id
+            self._transport,
+            image,
+            Path(path),
+            overwrite,
+            expected_format,
+            request_id,
+            self._downloads,
         )
 
     def generate_many(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -37,6 +38,8 @@ from odiqueue._batch._budget import Budget
 from odiqueue._batch._items import Feed
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
+from odiqueue._batch._notfound import Unknown
+from odiqueue._batch._patience import submit_patiently
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Progress, Stage, Tally
 from odiqueue._batch._save import Collector
@@ -104,6 +107,7 @@ class Batch:
         self._poller = Poller(client, options.poll_concurrency)
         self._collector = Collector(client, out_dir)
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
+        self._rng = random.Random()
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
         self._tally = Tally(on_progress)
         self._budget = Budget(options, client.model)
@@ -210,6 +214,7 @@ class Batch:
 
     async def _carry(self, work: Work) -> Outcome:
         options = self._options
+        unknown: Unknown | None = None  # a spell of 404s for a job this run created
         while True:
             if work.handle is None:
                 if self._fatal is not None:
@@ -225,9 +230,7 @@ class Batch:
                     self._tally.cost = self._budget.cost
             assert work.handle is not None
             try:
-                # Without a deadline, no cancel scope: one less per job on the hot path.
-                deadline = options.deadline
-                with contextlib.nullcontext() if deadline is None else anyio.fail_after(deadline):
+                with self._deadline(work):
                     status = await self._follow(work)
             except TimeoutError:
                 cancelled, finished = await self._live.past_deadline(work.handle, work.key)
@@ -246,7 +249,13 @@ class Batch:
             except NotFoundError as exc:
                 if self._start_over(work, exc):
                     continue
-                return self._fail(work, exc)
+                unknown = unknown or Unknown(_backoff.now())
+                found = await self._recheck(work, unknown)
+                if isinstance(found, Outcome):
+                    return found
+                if not found.terminal or isinstance(found, Succeeded):
+                    continue  # followed again, through the response URL, for the images
+                status = found
             except OdiqueueError as exc:
                 return self._fail(work, exc)
             self._live.discard(work.handle)
@@ -255,7 +264,23 @@ class Batch:
                 # unless it turns out to have no image at all, a failure here leaves its
                 # "submitted" line the last word, so a rerun fetches its result again.
                 try:
-                    return await self._collect(work)
+                    with self._deadline(work):
+                        return await self._collect(work)
+                except TimeoutError:
+                    # The job is done and paid for: a rerun fetches its images by id.
+                    late = DeadlineExceededError(
+                        f"the job's images were not saved within {options.deadline}s",
+                        request_id=work.handle.request_id,
+                    )
+                    return self._fail(work, late, ended=False)
+                except NotFoundError as exc:
+                    if work.inherited:
+                        return self._fail(work, exc, ended=False)
+                    unknown = unknown or Unknown(_backoff.now())
+                    found = await self._recheck(work, unknown)
+                    if isinstance(found, Outcome):
+                        return found
+                    continue  # its result, asked for again
                 except JobError as exc:
                     return self._fail(work, exc)
                 except ImageDownloadError as exc:
@@ -287,6 +312,29 @@ class Batch:
                 continue
             return self._fail(work, error)
 
+    def _deadline(self, work: Work) -> contextlib.AbstractContextManager[object]:
+        """The job's deadline (``options.deadline`` seconds from its submission), over its
+        polls and its downloads alike. Without a deadline, no cancel scope: one less per job
+        on the hot path."""
+        deadline = self._options.deadline
+        if deadline is None or work.submitted_at is None:
+            return contextlib.nullcontext()
+        return anyio.fail_at(work.submitted_at + deadline)
+
+    async def _recheck(self, work: Work, unknown: Unknown) -> JobStatus | Outcome:
+        """After a 404 for a job this run created: its status once the server knows it
+        again, else the item's outcome, the job left to a rerun (by id, never submitted
+        again)."""
+        assert work.handle is not None
+        try:
+            found = await unknown.recheck(self._client, work.handle, self._rng)
+        except OdiqueueError as exc:
+            return self._fail(work, exc, ended=False)
+        if found is None:
+            timeout = self._client.retry_policy.timeout
+            return self._fail(work, unknown.given_up(work.handle, timeout), ended=False)
+        return found
+
     def _manifest_failed(self) -> OutputFileError:
         """Stop new submissions: what cannot be recorded must not be paid for."""
         error = OutputFileError(
@@ -317,12 +365,14 @@ class Batch:
         work.inherited = False
         if not self._journal.write("intent", work.key, attempt=work.attempts):
             raise self._manifest_failed()  # nothing is paid for that could not be recorded
-        refused = self._client.refused_submits
-        handle = await self._client.submit(work.request)
-        if self._client.refused_submits > refused:
-            self._rate.slow_down(_backoff.now())
-        else:
-            self._rate.recover()
+        handle = await submit_patiently(
+            self._client,
+            work.request,
+            self._rate,
+            key=work.key,
+            stopped=lambda: self._fatal,
+            rng=self._rng,
+        )
         recorded = self._journal.write(
             "submitted",
             work.key,
