@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import re
+import ssl
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -68,6 +69,7 @@ from odiqueue._models import (
     failure_of,
 )
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._proxy import ProxySettings
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 
 __all__ = ["AsyncClient"]
@@ -111,6 +113,14 @@ class AsyncClient:
     ``base_url`` (or ``$ODIQUEUE_BASE_URL``) overrides it. The API key is sent only to the base
     URL's origin and to ``allowed_hosts``; image downloads from any other host (the CDN) carry
     no key. Plain http is refused for remote hosts unless ``allow_insecure_http`` is set.
+
+    Requests go through the proxy named by ``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY``
+    (hosts in ``NO_PROXY`` excepted), as with requests and httpx, or through ``proxy`` (an
+    ``http://[user:password@]host:port`` URL) when given; ``trust_env=False`` ignores those
+    variables. The API key reaches an https API only inside the proxy's CONNECT tunnel; a
+    plain-http API is never reached through a proxy with the key (a ConfigurationError).
+    ``ssl_context`` replaces the system's certificate checks, e.g.
+    ``ssl.create_default_context(cafile="corp-ca.pem")`` behind a TLS-inspecting proxy.
     """
 
     def __init__(
@@ -126,6 +136,9 @@ class AsyncClient:
         poll: PollPolicy = _POLL,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
     ) -> None:
         if (
@@ -142,6 +155,16 @@ class AsyncClient:
         self._requests = f"{self._queue / 'requests'}/"
         self._poll = poll
         self._rng = random.Random(seed)
+        proxies = ProxySettings.from_env(os.environ, proxy=proxy, trust_env=trust_env)
+        via = proxies.for_url(self._base)
+        if via is not None:
+            if self._base.scheme != "https":
+                raise ConfigurationError(
+                    f"base_url={str(self._base)!r} is plain http and would be reached through "
+                    f"the proxy {via}, which would read the API key: use https, list the host "
+                    "in NO_PROXY, or pass trust_env=False"
+                )
+            log.debug("requests to %s go through the proxy %s", self._base.host, via)
         self._transport = Transport(
             api_key=self._key,
             api_origin=self._base,
@@ -151,6 +174,8 @@ class AsyncClient:
             retry=retry,
             user_agent=f"odiqueue/{_VERSION}",
             rng=self._rng,
+            proxies=proxies,
+            ssl_context=ssl_context,
         )
         self._state = _State.UNOPENED
 
