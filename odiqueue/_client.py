@@ -182,14 +182,27 @@ class AsyncClient:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncClient:
+        await self.open()
+        return self
+
+    async def open(self) -> None:
+        """Open the HTTP session, for code that cannot use ``async with`` (an application's
+        startup hook); pair it with :meth:`aclose` (its shutdown hook).
+
+        >>> client = AsyncClient()
+        >>> await client.open()      # at startup
+        >>> await client.aclose()    # at shutdown
+
+        A client is opened once: opening it again, or after closing, raises
+        :class:`~odiqueue.ClientClosedError`.
+        """
         if self._state is not _State.UNOPENED:
             raise ClientClosedError(
-                f"this AsyncClient is {self._state.value}: a client is entered once; "
+                f"this AsyncClient is {self._state.value}: a client is opened once; "
                 "create a new one"
             )
         await self._transport.open()
         self._state = _State.OPEN
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -203,7 +216,8 @@ class AsyncClient:
     def _require_open(self) -> None:
         if self._state is _State.UNOPENED:
             raise ClientClosedError(
-                "the client is not open: use `async with AsyncClient(...) as client:`"
+                "the client is not open: use `async with AsyncClient(...) as client:` "
+                "or `await client.open()`"
             )
         if self._state is _State.CLOSED:
             raise ClientClosedError("the client is closed: create a new AsyncClient")

@@ -16,6 +16,7 @@ from odiqueue._config import (
     DEFAULT_MAX_JOB_RETRIES,
     DEFAULT_MODEL,
     PRESETS,
+    VERSION,
 )
 from odiqueue._request import PARAMETERS, ImageRequest
 
@@ -82,6 +83,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL if set)",
     )
     group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
+    group.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, ignoring HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
         "3 fatal API error (key, credits), 130 interrupted.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"odiqueue {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser(
@@ -188,4 +195,5 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         provider=None if args.base_url else args.provider,
         base_url=args.base_url,
         model=args.model,
+        trust_env=not args.no_proxy,
     )
