@@ -47,6 +47,9 @@ from odiqueue._errors import (
     ClientClosedError,
     ConfigurationError,
     DeadlineExceededError,
+    InvalidParameterError,
+    OutputFileError,
+    OutputFileExistsError,
 )
 from odiqueue._http import Transport
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
@@ -257,7 +260,7 @@ class AsyncClient:
     def attach(self, request_id: str) -> JobHandle:
         """A handle for a job known only by its id (from a log, a manifest, another process)."""
         if not isinstance(request_id, str) or not request_id.strip():
-            raise ValueError("request_id must be a non-empty string")
+            raise InvalidParameterError("request_id", request_id, "a non-empty string")
         return JobHandle(request_id.strip(), *self._endpoints.job_urls(request_id.strip()))
 
     async def status(self, job: JobHandle | str) -> JobStatus:
@@ -401,14 +404,25 @@ class AsyncClient:
         The file is checked to be non-empty, as long as the server announced, and an image of
         the expected format (from ``expected_format`` or the image's content type). Downloads
         are retried like any idempotent GET. An existing file is kept unless ``overwrite``:
-        :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
-        this image already). Image hosts other than the API's origin never receive the API
-        key; an error status from an image host raises :class:`ImageDownloadError`.
+        :class:`~odiqueue.OutputFileExistsError` is raised, except when it holds the very same
+        bytes (it is this image already); a file that cannot be written (a full disk, no
+        permission) raises :class:`~odiqueue.OutputFileError`. Image hosts other than the
+        API's origin never receive the API key; an error status from an image host raises
+        :class:`~odiqueue.ImageDownloadError`.
         """
         self._require_open()
-        return await save_image(
-            self._transport, image, Path(path), overwrite, expected_format, request_id
-        )
+        target = Path(path)
+        try:
+            return await save_image(
+                self._transport, image, target, overwrite, expected_format, request_id
+            )
+        except FileExistsError as exc:
+            raise OutputFileExistsError(str(exc), request_id=request_id) from exc
+        except OSError as exc:
+            # Network errors arrive translated (TransportError): an OSError here is the disk's.
+            raise OutputFileError(
+                f"could not write {target}: {exc}", request_id=request_id
+            ) from exc
 
     # --- many jobs -------------------------------------------------------------------------
 

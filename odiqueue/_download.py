@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from odiqueue._config import parse_url
-from odiqueue._errors import DecodeError, TransportError
+from odiqueue._errors import DecodeError, InvalidParameterError, TransportError
 from odiqueue._http import Transport
 from odiqueue._models import Image
 from odiqueue._retry import retryable
@@ -45,7 +45,7 @@ async def save_image(
         except ContentError as exc:
             raise DecodeError(f"inline image: {exc}", path="image", request_id=request_id) from None
     if image.url is None:
-        raise ValueError("the image has neither a url nor inline data")
+        raise InvalidParameterError("image", image, "an Image with a url or inline data")
     try:
         url = parse_url(image.url)
     except ValueError:

@@ -10,6 +10,7 @@
     ├── DecodeError                a reply that does not parse (names the JSON path)
     ├── ResponseTooLargeError      a reply or image over its size cap
     ├── OutputFileError            an image could not be written where it was meant to go
+    │   └── OutputFileExistsError  the name holds another file (also a FileExistsError)
     ├── ImageDownloadError         the image host answered with an error status (never fatal)
     ├── SubmissionUncertainError   the submit POST may have created a paid job: do not blindly retry
     ├── TransportError             no HTTP reply at all
@@ -60,6 +61,7 @@ __all__ = [
     "NotFoundError",
     "OdiqueueError",
     "OutputFileError",
+    "OutputFileExistsError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -150,6 +152,13 @@ class ResponseTooLargeError(OdiqueueError):
 class OutputFileError(OdiqueueError):
     """An image could not be saved: the file exists (and overwriting was not asked), or the
     disk refused it. A paid job stays recorded in the manifest, so a rerun fetches it again.
+    """
+
+
+class OutputFileExistsError(OutputFileError, FileExistsError):
+    """The file to write exists with other bytes, and overwriting was not asked: it is kept.
+
+    Also a :class:`FileExistsError`, so code that caught that before still does.
     """
 
 

@@ -4,12 +4,15 @@ loopback, to an https API (a TLS front over the emulator) and to plain-http host
 from __future__ import annotations
 
 import base64
+import os
+import sys
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from yarl import URL
 
@@ -19,6 +22,7 @@ from odiqueue.testing import Emulator, EmulatorConfig
 from tests.proxies import API_HOST, Certificates, RecordingProxy, TlsFront, make_certificates
 
 KEY = "sk-proxy-test-key-0123456789abcdef"
+CLI = [sys.executable, "-m", "odiqueue"]
 VARIABLES = (
     "http_proxy",
     "HTTP_PROXY",
@@ -400,3 +404,24 @@ async def test_unreachable_proxy_is_a_connect_error(
     async with client:
         with pytest.raises(ConnectError, match="proxy"):
             await client.submit("a red apple")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("no_proxy_flag", [False, True])
+async def test_cli_honours_proxy_variables_unless_no_proxy(
+    certificates: Certificates, no_proxy_flag: bool
+) -> None:
+    """The command line goes through HTTPS_PROXY, and directly with --no-proxy."""
+    async with https_api(certificates) as (emu, front, proxy):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ODIQUEUE_")}
+        environment.update(
+            ODIQUEUE_API_KEY=KEY, HTTPS_PROXY=proxy.url, SSL_CERT_FILE=str(certificates.ca_file)
+        )
+        command = [*CLI, "submit", "a red apple", "--base-url", https_url(front, emu)]
+        command += ["--output", "id"] + (["--no-proxy"] if no_proxy_flag else [])
+        with anyio.fail_after(60):
+            done = await anyio.run_process(command, env=environment, check=False)
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode().strip() in emu.stats.jobs
+        assert bool(proxy.connects) is not no_proxy_flag
+        assert no_key_in(proxy.seen)
