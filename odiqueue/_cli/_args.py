@@ -1,7 +1,7 @@
 """The command line's arguments: the parser, the options every command shares, exit codes.
 
 Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
-API error (key, credits, permission), 130 interrupted.
+API error (key, credits, permission), 130 interrupted, 141 output closed early (a pipe).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "EXIT_FATAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_OUTPUT_CLOSED",
     "EXIT_USAGE",
     "client_for",
     "parser",
@@ -36,6 +37,8 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
 EXIT_INTERRUPTED: Final = 130
+#: What a shell reports for a tool ended by SIGPIPE (128 + 13): the output was closed early.
+EXIT_OUTPUT_CLOSED: Final = 141
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -98,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Try it without a key:\n"
         "  odiqueue generate examples/products.csv --out out --emulator\n"
         "Exit codes: 0 all saved, 1 some failed, 2 usage or input error, "
-        "3 fatal API error (key, credits), 130 interrupted.",
+        "3 fatal API error (key, credits), 130 interrupted, 141 output closed early.",
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"odiqueue {VERSION}")
