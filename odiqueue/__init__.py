@@ -7,11 +7,10 @@
 """
 
 from odiqueue._backoff import instant_waits
-from odiqueue._batch._engine import Batch
-from odiqueue._batch._progress import Progress
+from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
 from odiqueue._config import VERSION as __version__  # noqa: F401 (re-exported, unlisted)
-from odiqueue._config import Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
@@ -66,6 +65,7 @@ __all__ = [
     "Background",
     "Batch",
     "BatchItem",
+    "BatchOptions",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",
