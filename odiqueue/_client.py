@@ -134,6 +134,7 @@ class AsyncClient:
                     "in NO_PROXY, or pass trust_env=False"
                 )
             log.debug("requests to %s go through the proxy %s", self._base.host, via)
+        self._proxy_shown = None if via is None else via.shown
         self._transport = Transport(
             api_key=self._key,
             api_origin=self._base,
@@ -151,7 +152,9 @@ class AsyncClient:
     def __repr__(self) -> str:
         return (
             f"AsyncClient(base_url={str(self._base)!r}, model={self._model!r}, "
-            f"api_key={str(self._key)!r}, state={self._state.value!r})"
+            f"api_key={str(self._key)!r}, state={self._state.value!r}"
+            + ("" if self._proxy_shown is None else f", proxy={self._proxy_shown!r}")
+            + ")"
         )
 
     @property

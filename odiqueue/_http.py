@@ -241,6 +241,8 @@ class Transport:
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, reached = _translate(exc, request_id)
+            if _needs_proxy_credentials(exc):
+                raise error from exc  # only other credentials help: not retried
             if submit and reached:
                 raise SubmissionUncertainError(str(error), request_id=request_id) from exc
             raise Retryable(error) from exc
@@ -441,6 +443,8 @@ class Transport:
                 response.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, _ = _translate(exc, request_id)
+            if _needs_proxy_credentials(exc):
+                raise error from exc
             raise Retryable(error) from exc
 
     async def _chunks(
@@ -477,14 +481,20 @@ def _image_host_error(
     return error
 
 
+def _needs_proxy_credentials(exc: BaseException) -> bool:
+    """Whether the proxy asked for (other) credentials: HTTP 407 to the CONNECT."""
+    return isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status == 407
+
+
 def _translate(exc: BaseException, request_id: str | None) -> tuple[TransportError, bool]:
     """aiohttp's exception as ours, and whether the request may have reached the server."""
     context: dict[str, Any] = {"request_id": request_id}
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         # The proxy refused the tunnel (407: its credentials): the API was never reached.
         # Its own words only: the exception's text would carry the URL.
+        hint = " (check the user and password in the proxy URL)" if exc.status == 407 else ""
         return ConnectError(
-            f"the proxy refused to connect: HTTP {exc.status} {exc.message}", **context
+            f"the proxy refused to connect: HTTP {exc.status} {exc.message}{hint}", **context
         ), False
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return ConnectError(

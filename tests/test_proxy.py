@@ -286,6 +286,7 @@ async def test_explicit_proxy_with_credentials(certificates: Certificates, tmp_p
         async with client:
             await generate_and_save(client, tmp_path)
             assert "hunter22" not in repr(client)
+            assert "proxy='http://bob:***@127.0.0.1:" in repr(client)
         assert set(proxy.connects) == {f"{API_HOST}:443"}
         assert no_key_in(proxy.seen)
 
@@ -294,7 +295,7 @@ async def test_explicit_proxy_with_credentials(certificates: Certificates, tmp_p
 async def test_proxy_refusal_is_a_connect_error_without_the_password(
     monkeypatch: pytest.MonkeyPatch, certificates: Certificates
 ) -> None:
-    """A 407 from the proxy is a ConnectError (nothing reached the API); no password in it."""
+    """A 407 from the proxy is a ConnectError at once (the API never reached); no password shown."""
     async with https_api(certificates) as (emu, _, proxy):
         proxy.auth = "Basic never-matches"
         with_password = URL(proxy.url).with_user("bob").with_password("hunter22")
@@ -307,6 +308,7 @@ async def test_proxy_refusal_is_a_connect_error_without_the_password(
                 await client.submit("a red apple")
         printed = "".join(traceback.format_exception(caught.value))
         assert "407" in str(caught.value)
+        assert len(proxy.heads) == 1  # not retried: only other credentials would help
         assert "hunter22" not in printed
         assert emu.stats.requests.get("submit", 0) == 0
 
