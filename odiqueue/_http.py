@@ -74,6 +74,7 @@ _METHODS: Final[dict[Call, str]] = {
 }
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
+_PROXY_CHOICES_KEPT: Final = 256
 
 
 @attrs.frozen
@@ -116,6 +117,8 @@ class Transport:
         self.retrier = Retrier(retry, rng)
         self._user_agent = user_agent
         self._proxies = proxies if proxies is not None and not proxies.empty else None
+        # The choice per origin: NO_PROXY's rules cost tens of µs, a lookup well under one.
+        self._proxy_of: dict[tuple[str, str | None, int | None], Proxy | None] = {}
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
@@ -147,7 +150,16 @@ class Transport:
 
     def proxy_for(self, url: URL) -> Proxy | None:
         """The proxy a request to ``url`` goes through (None: directly)."""
-        return None if self._proxies is None else self._proxies.for_url(url)
+        if self._proxies is None:
+            return None
+        origin = (url.scheme, url.host, url.port)
+        try:
+            return self._proxy_of[origin]
+        except KeyError:
+            if len(self._proxy_of) >= _PROXY_CHOICES_KEPT:
+                self._proxy_of.clear()  # many image hosts: start over rather than grow
+            chosen = self._proxy_of[origin] = self._proxies.for_url(url)
+            return chosen
 
     def is_trusted(self, url: URL) -> bool:
         """Whether ``url`` may receive the API key: the API's origin or an allowed host.
