@@ -102,7 +102,8 @@ class _Rule:
 class ProxySettings:
     """The proxies in force for each target scheme, and the hosts that bypass them.
 
-    Built once per client (:meth:`from_env`); :meth:`for_url` is then a few comparisons.
+    Built once per client (:meth:`from_env`); the transport keeps :meth:`for_url`'s answer
+    per origin, so the ``NO_PROXY`` rules run once per host.
     """
 
     https: Proxy | None = None

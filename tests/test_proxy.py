@@ -329,7 +329,7 @@ async def test_plain_http_api_is_never_sent_through_a_proxy(
                 AsyncClient(KEY, base_url=f"http://{API_HOST}/model", allow_insecure_http=True)
             monkeypatch.delenv(name)
         assert proxy.heads == []
-        assert emu.stats.requests == {} or sum(emu.stats.requests.values()) == 0
+        assert sum(emu.stats.requests.values()) == 0
 
 
 @pytest.mark.anyio
