@@ -4,6 +4,7 @@ loopback, to an https API (a TLS front over the emulator) and to plain-http host
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import sys
 import traceback
@@ -270,8 +271,11 @@ async def test_trust_env_false_ignores_proxy_variables(
 
 
 @pytest.mark.anyio
-async def test_explicit_proxy_with_credentials(certificates: Certificates, tmp_path: Path) -> None:
+async def test_explicit_proxy_with_credentials(
+    certificates: Certificates, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """proxy="http://user:pass@..." authenticates the CONNECT; the password is never shown."""
+    caplog.set_level(logging.DEBUG, logger="odiqueue")
     auth = "Basic " + base64.b64encode(b"bob:hunter22").decode()
     async with https_api(certificates) as (emu, _, proxy):
         proxy.auth = auth
@@ -289,6 +293,8 @@ async def test_explicit_proxy_with_credentials(certificates: Certificates, tmp_p
             assert "proxy='http://bob:***@127.0.0.1:" in repr(client)
         assert set(proxy.connects) == {f"{API_HOST}:443"}
         assert no_key_in(proxy.seen)
+    assert "go through the proxy http://bob:***@127.0.0.1:" in caplog.text
+    assert "hunter22" not in caplog.text
 
 
 @pytest.mark.anyio
