@@ -17,6 +17,7 @@ import anyio
 
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
+from odiqueue._gallery import GalleryUpdater, record_input, write_after_run
 from odiqueue._inputs import InputError, read_items
 from odiqueue._models import BatchItem, ImageRequest, Outcome
 from odiqueue._view import make_view
@@ -118,6 +119,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     counts = {"saved": 0, "failed": 0, "polls": 0}
     fatal: OdiqueueError | None = None
     retried = 0
+    holds_folder = False
     async with AsyncExitStack() as stack:
         key = None
         if args.emulator:
@@ -135,6 +137,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
         async with anyio.create_task_group() as group:
             stop = _Interrupt(group.cancel_scope)
             group.start_soon(stop.watch)
+            page = GalleryUpdater(args.out)
             try:
                 async with client.generate_many(
                     (item for _, item in rows),
@@ -148,9 +151,13 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     keep_remote=args.keep_remote,
                     on_progress=view.progress,
                 ) as outcomes:
+                    # The folder is ours now (its lock is held): record which row is which.
+                    await anyio.to_thread.run_sync(record_input, args.out, args.input, rows)
+                    holds_folder = True
                     async for outcome in outcomes:
                         row = rows[outcome.index][0]
                         view.outcome(outcome, row)
+                        page.poke(group)
                         counts["polls"] += outcome.polls
                         if outcome.ok:
                             counts["saved"] += 1
@@ -161,6 +168,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             except OdiqueueError as exc:
                 fatal = exc
             group.cancel_scope.cancel()
+    review = write_after_run(args.out) if holds_folder else None
     if stop.fired:
         print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -180,6 +188,8 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             view.message(f"  row {row} ({outcome.key}): {outcome.error}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
+    if review is not None:
+        view.message(review)
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
