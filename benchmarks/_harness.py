@@ -106,7 +106,7 @@ def measure_ceiling() -> float:
 
 def time_manifest_open(lines: int) -> float:
     """Seconds to open (lock, read, index) a manifest of ``lines`` lines for resume."""
-    from odiqueue._journal import MANIFEST_NAME, Journal
+    from odiqueue._batch._manifest import MANIFEST_NAME, Journal
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)

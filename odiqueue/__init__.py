@@ -7,7 +7,8 @@
 """
 
 from odiqueue._backoff import instant_waits
-from odiqueue._batch import Batch
+from odiqueue._batch._engine import Batch
+from odiqueue._batch._progress import Progress
 from odiqueue._client import AsyncClient
 from odiqueue._config import Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
@@ -59,7 +60,6 @@ from odiqueue._models import (
     Size,
     Succeeded,
 )
-from odiqueue._progress import Progress
 from odiqueue._sink import SavedFile
 
 __all__ = [

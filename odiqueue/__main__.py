@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from odiqueue.cli import main
+from odiqueue._cli import main
 
 sys.exit(main())

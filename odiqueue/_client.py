@@ -27,7 +27,16 @@ import attrs
 from yarl import URL
 
 from odiqueue import _backoff, _wire
-from odiqueue._batch import Batch
+from odiqueue._batch._engine import Batch
+from odiqueue._batch._items import Item
+from odiqueue._batch._options import (
+    DEFAULT_CANCEL_TIMEOUT,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_JOB_RETRIES,
+    DEFAULT_POLL_CONCURRENCY,
+    BatchOptions,
+)
+from odiqueue._batch._progress import Progress
 from odiqueue._config import (
     DEFAULT_MODEL,
     Limits,
@@ -48,7 +57,6 @@ from odiqueue._errors import (
     TransportError,
 )
 from odiqueue._http import Transport, retryable
-from odiqueue._keys import Item
 from odiqueue._models import (
     CancelOutcome,
     Image,
@@ -60,14 +68,6 @@ from odiqueue._models import (
     failure_of,
 )
 from odiqueue._naming import DEFAULT_TEMPLATE
-from odiqueue._options import (
-    DEFAULT_CANCEL_TIMEOUT,
-    DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_MAX_JOB_RETRIES,
-    DEFAULT_POLL_CONCURRENCY,
-    BatchOptions,
-)
-from odiqueue._progress import Progress
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 
 __all__ = ["AsyncClient"]

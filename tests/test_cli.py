@@ -401,7 +401,7 @@ def test_bad_arguments_exit_2_with_a_message_and_send_nothing(
 ) -> None:
     """Every bad argument is a one-line message and exit 2, never a traceback (nothing
     listens at the base URL, so a request sent by mistake would end otherwise)."""
-    from odiqueue.cli import main
+    from odiqueue._cli import main
 
     source = write_csv(tmp_path / "p.csv", ["prompt", "name"], [["a mug", "mug"]])
     monkeypatch.setenv("ODIQUEUE_API_KEY", KEY)

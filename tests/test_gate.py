@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from odiqueue._gate import receive, send, take
+from odiqueue._batch._throttle import receive, send, take
 
 pytestmark = pytest.mark.anyio
 

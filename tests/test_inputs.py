@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from odiqueue._inputs import InputError, read_items
+from odiqueue._cli._products import InputError, read_items
 
 
 def problems_of(path: Path) -> list[str]:

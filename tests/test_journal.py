@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from odiqueue import _journal
-from odiqueue._journal import Journal
+from odiqueue._batch import _manifest
+from odiqueue._batch._manifest import Journal
 
 
 def test_fresh_starts_in_the_same_second_keep_every_earlier_manifest(
@@ -15,7 +15,7 @@ def test_fresh_starts_in_the_same_second_keep_every_earlier_manifest(
 ) -> None:
     """Each set-aside manifest records jobs that may be paid for: a second fresh start
     stamped with the same second must not rename over the first one's."""
-    monkeypatch.setattr(_journal.time, "strftime", lambda _format: "20261121-104500")
+    monkeypatch.setattr(_manifest.time, "strftime", lambda _format: "20261121-104500")
     for i in range(3):
         journal = Journal(tmp_path)
         journal.open(fresh=True)

@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from odiqueue import ConfigurationError, PollPolicy, Queued, Running, Succeeded
-from odiqueue._limiter import _RECOVERY_STEPS as _RECOVERY
-from odiqueue._limiter import RateLimiter
-from odiqueue._naming import check_template, image_path, safe_component
-from odiqueue._planner import (
+from odiqueue._batch._plan import (
     FINE_STEP,
     LATE_FLOOR,
     QUEUE_AIM,
@@ -26,6 +23,9 @@ from odiqueue._planner import (
     start_from_ends,
     started_by_count,
 )
+from odiqueue._batch._throttle import _RECOVERY_STEPS as _RECOVERY
+from odiqueue._batch._throttle import RateLimiter
+from odiqueue._naming import check_template, image_path, safe_component
 
 POLICY = PollPolicy(initial=0.5, multiplier=1.5, maximum=10.0, jitter=0.0)
 

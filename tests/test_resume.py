@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from odiqueue import JobFailedError, JobHandle
-from odiqueue._journal import KeyState
-from odiqueue._resume import decide, first_taken
+from odiqueue._batch._admit import decide, first_taken
+from odiqueue._batch._manifest import KeyState
 
 HANDLE = JobHandle(
     request_id="mmsu_1",

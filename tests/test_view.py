@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from odiqueue import ImageRequest, OdiqueueError, Outcome
-from odiqueue._view import BarView
+from odiqueue._cli._bar import BarView
 
 
 def test_brackets_in_keys_and_errors_print_as_written() -> None:

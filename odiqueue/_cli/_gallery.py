@@ -35,10 +35,12 @@ import anyio.to_thread
 import attrs
 
 from odiqueue import _wire
-from odiqueue._journal import MANIFEST_NAME, KeyState, files_present, read_manifest
-from odiqueue._keys import ItemKeys
+from odiqueue._batch._items import ItemKeys
+from odiqueue._batch._manifest import MANIFEST_NAME, KeyState, files_present, read_manifest
+from odiqueue._cli._args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from odiqueue._cli._products import InputError, read_table
+from odiqueue._cli._thumbs import thumbnail
 from odiqueue._models import BatchItem
-from odiqueue._thumbs import thumbnail
 
 if TYPE_CHECKING:
     import jinja2
@@ -159,20 +161,13 @@ def record_input(out_dir: Path, source: Path, rows: Sequence[tuple[int, BatchIte
     Keys are assigned exactly as the batch assigns them (the same :class:`ItemKeys`, in the
     same order). Call it only while holding the folder's lock: another batch's record must
     not be replaced. A failure is logged, never raised: the batch matters more."""
-    from odiqueue._inputs import InputError, read_table
-
     try:
-        _record_input(out_dir, source, rows, read_table)
+        _record_input(out_dir, source, rows)
     except (OSError, InputError) as exc:
         log.warning("cannot record the input rows in %s: %s", out_dir / INPUT_NAME, exc)
 
 
-def _record_input(
-    out_dir: Path,
-    source: Path,
-    rows: Sequence[tuple[int, BatchItem]],
-    read_table: Callable[[Path], tuple[list[str], list[tuple[int, dict[str, Any]]]]],
-) -> None:
+def _record_input(out_dir: Path, source: Path, rows: Sequence[tuple[int, BatchItem]]) -> None:
     columns, table = read_table(source)
     cells = dict(table)
     keys = ItemKeys()
@@ -301,8 +296,6 @@ def write_after_run(out_dir: Path) -> str:
 
 def run_report(out_dir: Path) -> int:
     """``odiqueue report DIR``: rebuild the page and the table; returns the exit code."""
-    from odiqueue.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-
     if not (out_dir / MANIFEST_NAME).is_file():
         print(
             f"odiqueue report: {out_dir}: no {MANIFEST_NAME} here (give the --out folder of "

@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any, Final, TextIO
 
+from odiqueue._batch._progress import Progress
 from odiqueue._models import Outcome
-from odiqueue._progress import Progress
 
 __all__ = ["View", "make_view"]
 

@@ -31,8 +31,17 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from odiqueue import _backoff, _gate, _wire
-from odiqueue._collector import Collector
+from odiqueue import _backoff, _wire
+from odiqueue._batch import _throttle
+from odiqueue._batch._admit import Intake
+from odiqueue._batch._items import Feed, Item
+from odiqueue._batch._jobs import LiveJobs, Work
+from odiqueue._batch._manifest import Journal, failure_fields
+from odiqueue._batch._options import BatchOptions
+from odiqueue._batch._poll import Poller
+from odiqueue._batch._progress import Progress, Tally
+from odiqueue._batch._save import Collector
+from odiqueue._batch._throttle import RateLimiter
 from odiqueue._errors import (
     PERMANENT_ERROR_TYPES,
     ConfigurationError,
@@ -48,12 +57,6 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
-from odiqueue._feed import Feed
-from odiqueue._intake import Intake
-from odiqueue._journal import Journal, failure_fields
-from odiqueue._keys import Item
-from odiqueue._limiter import RateLimiter
-from odiqueue._live import LiveJobs
 from odiqueue._models import (
     JobStatus,
     Outcome,
@@ -61,11 +64,7 @@ from odiqueue._models import (
     Succeeded,
     failure_of,
 )
-from odiqueue._options import BatchOptions
-from odiqueue._poller import Poller
-from odiqueue._progress import Progress, Tally
 from odiqueue._sink import remove_parts
-from odiqueue._work import Work
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -171,7 +170,7 @@ class Batch:
 
     async def __anext__(self) -> Outcome:
         try:
-            return await _gate.receive(self._receive)
+            return await _throttle.receive(self._receive)
         except anyio.EndOfStream:
             if self._fatal is not None:
                 raise self._fatal from None
@@ -213,7 +212,7 @@ class Batch:
                     self._tally.bump("waiting")
                     work = await self._carry(work)
                 self._tally.changed()
-                await _gate.send(send, work)
+                await _throttle.send(send, work)
 
     # --- one job ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The ``odiqueue`` command line: bulk generation from a product list, and single-job calls.
+"""The command line's arguments: the parser, the options every command shares, exit codes.
 
 Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
 API error (key, credits, permission), 130 interrupted.
@@ -7,29 +7,29 @@ API error (key, credits, permission), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import anyio
-
 from odiqueue._client import AsyncClient
 from odiqueue._config import DEFAULT_MODEL, PRESETS
-from odiqueue._errors import OdiqueueError
 from odiqueue._models import (
     Background,
-    CancelOutcome,
     Moderation,
     OutputFormat,
     Quality,
-    Queued,
-    Running,
     Size,
 )
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_FATAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "client_for",
+    "parser",
+    "request_params",
+]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -102,7 +102,7 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="odiqueue",
         description="Generate images with the gpt_image_1 queue API (odirouter.ai, "
@@ -195,37 +195,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] == "emulator":
-        # The emulator owns its options; hand it the rest of the line unchanged.
-        from odiqueue.testing import main as emulator_main
-
-        return emulator_main(args_list[1:])
-    args = _parser().parse_args(args_list)
-    if args.command == "generate":
-        from odiqueue._generate import run_generate
-
-        return run_generate(args)
-    if args.command == "report":
-        from odiqueue._gallery import run_report
-
-        return run_report(args.out)
-    try:
-        return anyio.run(_single_job, args)
-    except ValueError as exc:
-        # A setting or argument refused before anything was sent: ConfigurationError,
-        # InvalidParameterError (both ValueErrors) or an empty request id.
-        print(f"odiqueue: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OdiqueueError as exc:
-        print(f"odiqueue: {exc}", file=sys.stderr)
-        return EXIT_FATAL if exc.fatal else EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-
-
 def request_params(args: argparse.Namespace) -> dict[str, Any]:
     """The image parameters given on the command line (unset ones left out)."""
     names = ("size", "quality", "background", "output_format", "output_compression", "n")
@@ -241,82 +210,3 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         base_url=args.base_url,
         model=args.model,
     )
-
-
-async def _single_job(args: argparse.Namespace) -> int:
-    from odiqueue._models import ImageRequest
-
-    output = args.output
-    detail: dict[str, Any]
-    async with client_for(args) as client:
-        if args.command == "submit":
-            handle = await client.submit(ImageRequest(args.prompt, **request_params(args)))
-            detail = {
-                "request_id": handle.request_id,
-                "status_url": handle.status_url,
-                "response_url": handle.response_url,
-                "cancel_url": handle.cancel_url,
-            }
-            _print(output, handle.request_id, handle.status_url, detail, handle.request_id)
-            return EXIT_OK
-        handle = client.attach(args.request_id)
-        if args.command == "status":
-            status = await client.status(handle)
-            state = type(status).__name__.lower()
-            detail = {"request_id": handle.request_id, "state": state}
-            words = state
-            if isinstance(status, Queued) and status.position is not None:
-                detail["position"] = status.position
-                words += f" (position {status.position})"
-            if isinstance(status, Running) and status.progress is not None:
-                detail["progress"] = status.progress
-                words += f" ({status.progress:.0%})"
-            if hasattr(status, "error"):
-                detail["error"] = status.error
-                detail["error_type"] = getattr(status, "error_type", None)
-                words += f": {status.error}"
-            _print(output, handle.request_id, handle.status_url, detail, words)
-            return EXIT_OK
-        if args.command == "cancel":
-            outcome = await client.cancel(handle)
-            words = (
-                "cancellation requested"
-                if outcome is CancelOutcome.REQUESTED
-                else "already completed: nothing to cancel"
-            )
-            detail = {"request_id": handle.request_id, "outcome": outcome.value}
-            _print(output, handle.request_id, handle.cancel_url, detail, words)
-            return EXIT_OK
-        result = await client.result(handle)
-        if result is None:
-            print(f"odiqueue: {handle.request_id} is not finished yet", file=sys.stderr)
-            return EXIT_FAILED
-        paths = []
-        for index, image in enumerate(result.images):
-            fmt = (image.content_type or "image/png").split("/")[-1].replace("jpeg", "jpg")
-            target = args.out / f"{handle.request_id}_{index}.{fmt}"
-            saved = await client.download(image, target, request_id=handle.request_id)
-            paths.append(_named_by_format(saved.path, saved.format))
-        urls = [image.url or "(inline)" for image in result.images]
-        detail = {
-            "request_id": handle.request_id,
-            "images": [{"url": u, "path": str(p)} for u, p in zip(urls, paths, strict=True)],
-        }
-        _print(output, handle.request_id, "\n".join(urls), detail, "\n".join(map(str, paths)))
-        return EXIT_OK
-
-
-def _named_by_format(path: Path, fmt: str) -> Path:
-    """``path`` with the extension of the format the bytes turned out to be: a result shape
-    without a content type gives no hint, and a webp must not be left named ``.png``."""
-    extension = "gif" if fmt == "gif" else OutputFormat(fmt).extension
-    right = path.with_suffix(f".{extension}")
-    if right == path or right.exists():
-        return path
-    path.rename(right)
-    return right
-
-
-def _print(output: str, request_id: str, url: str, detail: dict[str, Any], words: str) -> None:
-    text = {"id": request_id, "url": url, "json": json.dumps(detail), "text": words}[output]
-    print(text, flush=True)

@@ -20,15 +20,15 @@ import anyio
 import attrs
 
 from odiqueue import _backoff
-from odiqueue._gate import take
-from odiqueue._models import ImageResult, JobHandle, JobStatus, Queued, Succeeded
-from odiqueue._planner import (
+from odiqueue._batch._plan import (
     BatchKnowledge,
     JobClock,
     next_poll,
     start_from_ends,
     started_by_count,
 )
+from odiqueue._batch._throttle import take
+from odiqueue._models import ImageResult, JobHandle, JobStatus, Queued, Succeeded
 
 if TYPE_CHECKING:
     from odiqueue._client import AsyncClient

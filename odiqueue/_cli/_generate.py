@@ -15,13 +15,7 @@ from typing import Any, Final
 
 import anyio
 
-from odiqueue._config import ENV_API_KEY, resolve_api_key
-from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
-from odiqueue._gallery import GalleryUpdater, record_input, write_after_run
-from odiqueue._inputs import InputError, read_items
-from odiqueue._models import BatchItem, ImageRequest, Outcome
-from odiqueue._view import make_view
-from odiqueue.cli import (
+from odiqueue._cli._args import (
     EXIT_FAILED,
     EXIT_FATAL,
     EXIT_INTERRUPTED,
@@ -30,6 +24,12 @@ from odiqueue.cli import (
     client_for,
     request_params,
 )
+from odiqueue._cli._bar import make_view
+from odiqueue._cli._gallery import GalleryUpdater, record_input, write_after_run
+from odiqueue._cli._products import InputError, read_items
+from odiqueue._config import ENV_API_KEY, resolve_api_key
+from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
+from odiqueue._models import BatchItem, ImageRequest, Outcome
 
 __all__ = ["run_generate"]
 
@@ -173,6 +173,8 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
         print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     _write_failures(args.out, failures)
+    if review is not None:
+        view.message(review)
     view.summary(
         {
             **counts,
@@ -188,8 +190,6 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             view.message(f"  row {row} ({outcome.key}): {outcome.error}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
-    if review is not None:
-        view.message(review)
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from odiqueue import _backoff
+from odiqueue._batch._throttle import take
 from odiqueue._errors import JobFailedError, OdiqueueError, OutputFileError
-from odiqueue._gate import take
 from odiqueue._models import ImageRequest, ImageResult, JobHandle
 from odiqueue._naming import image_path, second_name
 from odiqueue._sink import SavedFile

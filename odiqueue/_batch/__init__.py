@@ -1,0 +1,17 @@
+"""The batch engine: many jobs at once, through the client's public surface only.
+
+Items in, then for each: admit (identity, the earlier run's record, free file names:
+``_items``, ``_admit``), submit under limits (``_throttle``), poll on one shared plan
+(``_poll``, ``_plan``), save each image (``_save``), record every step (``_manifest``),
+cancel what is left on exit (``_jobs``), and count it all (``_progress``). ``_engine``
+holds the :class:`Batch` that wires them together; ``_options`` its settings.
+"""
+
+from __future__ import annotations
+
+from odiqueue._batch._engine import Batch
+from odiqueue._batch._items import Item
+from odiqueue._batch._options import BatchOptions
+from odiqueue._batch._progress import Progress
+
+__all__ = ["Batch", "BatchOptions", "Item", "Progress"]
