@@ -77,9 +77,11 @@ class Page:
             raise RuntimeError(f"{expression!r} raised: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def loaded(self) -> None:
-        """Wait until the document and everything it loads eagerly are in."""
-        while await self.evaluate("document.readyState") != "complete":
+    async def loaded(self, url: str) -> None:
+        """Wait until ``url``'s document and everything it loads eagerly are in (a new tab
+        may still show its first, empty document)."""
+        check = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        while not await self.evaluate(check):
             await anyio.sleep(0.05)
 
     async def click(self, selector: str) -> None:
@@ -133,14 +135,18 @@ async def open_page(
                     targets: list[dict[str, Any]] = []
                     while not targets:
                         async with session.get(f"http://127.0.0.1:{port}/json/list") as reply:
-                            targets = [t for t in await reply.json() if t["type"] == "page"]
+                            targets = [
+                                t
+                                for t in await reply.json()
+                                if t["type"] == "page" and t["url"] == url
+                            ]
                         if not targets:
                             await anyio.sleep(0.05)
                     async with session.ws_connect(
                         targets[0]["webSocketDebuggerUrl"], max_msg_size=0
                     ) as ws:
                         page = Page(ws)
-                        await page.loaded()
+                        await page.loaded(url)
                         yield page
         finally:
             with suppress(ProcessLookupError):
