@@ -40,26 +40,21 @@ from odiqueue._errors import (
     UnsafeURLError,
 )
 from odiqueue._models import (
-    Background,
     BatchItem,
     Cancelled,
     CancelOutcome,
     Failed,
     Image,
-    ImageRequest,
     ImageResult,
     JobHandle,
     JobStatus,
     LogLine,
-    Moderation,
     Outcome,
-    OutputFormat,
-    Quality,
     Queued,
     Running,
-    Size,
     Succeeded,
 )
+from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
 from odiqueue._sink import SavedFile
 
 __all__ = [

@@ -7,7 +7,6 @@ import enum
 import logging
 import os
 import random
-import re
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -16,78 +15,51 @@ from collections.abc import (
     Collection,
     Iterable,
 )
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from types import TracebackType
-from typing import Final
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Final, Literal
 
 import anyio
 import attrs
 from yarl import URL
 
-from odiqueue import _backoff, _wire
-from odiqueue._batch._engine import Batch
-from odiqueue._batch._items import Item
-from odiqueue._batch._options import (
+from odiqueue import _wire
+from odiqueue._config import (
     DEFAULT_CANCEL_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_JOB_RETRIES,
-    DEFAULT_POLL_CONCURRENCY,
-    BatchOptions,
-)
-from odiqueue._batch._progress import Progress
-from odiqueue._config import (
     DEFAULT_MODEL,
+    DEFAULT_POLL_CONCURRENCY,
+    DEFAULT_SUBMIT_BURST,
+    VERSION,
+    BatchOptions,
     Limits,
     PollPolicy,
     RetryPolicy,
     Secret,
     Timeouts,
-    parse_url,
     resolve_api_key,
     resolve_base_url,
 )
+from odiqueue._download import save_image
+from odiqueue._endpoints import Endpoints, check_model_name
 from odiqueue._errors import (
     ClientClosedError,
-    ConfigurationError,
     DeadlineExceededError,
-    DecodeError,
-    SubmissionUncertainError,
-    TransportError,
 )
-from odiqueue._http import Transport, retryable
-from odiqueue._models import (
-    CancelOutcome,
-    Image,
-    ImageRequest,
-    ImageResult,
-    JobHandle,
-    JobStatus,
-    Running,
-    failure_of,
-)
+from odiqueue._http import Transport
+from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
-from odiqueue._sink import ContentError, SavedFile, write_atomic
+from odiqueue._request import ImageRequest
+from odiqueue._sink import SavedFile
+from odiqueue._waiting import raise_if_failed, served_result, status_changes
+
+if TYPE_CHECKING:
+    from odiqueue._batch import Batch, Progress
 
 __all__ = ["AsyncClient"]
 
 log = logging.getLogger("odiqueue")
 
-try:
-    _VERSION = version("odiqueue")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    _VERSION = "0+unknown"
-
-_STILL_IN_PROGRESS: Final = b"still in progress"
-#: A request id that is one URL path segment as it stands (no quoting, not "." or "..").
-_PLAIN_ID: Final = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
-_CONTENT_TYPES: Final = {
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "image/jpg": "jpeg",
-    "image/webp": "webp",
-}
 _TIMEOUTS: Final = Timeouts()
 _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
@@ -128,18 +100,11 @@ class AsyncClient:
         allow_insecure_http: bool = False,
         seed: int | None = None,
     ) -> None:
-        if (
-            not model
-            or not all(c.isalnum() or c in "_-./" for c in model)
-            or ".." in model
-            or model.startswith("/")
-        ):
-            raise ConfigurationError(f"model={model!r} must be a model name like 'gpt_image_1'")
+        check_model_name(model)
         self._key: Secret = resolve_api_key(api_key)
         self._base = resolve_base_url(base_url, provider, allow_insecure_http=allow_insecure_http)
         self._model = model
-        self._queue = self._base / "v1" / "queue" / model
-        self._requests = f"{self._queue / 'requests'}/"
+        self._endpoints = Endpoints(self._base, model)
         self._poll = poll
         self._rng = random.Random(seed)
         self._transport = Transport(
@@ -149,7 +114,7 @@ class AsyncClient:
             timeouts=timeouts,
             limits=limits,
             retry=retry,
-            user_agent=f"odiqueue/{_VERSION}",
+            user_agent=f"odiqueue/{VERSION}",
             rng=self._rng,
         )
         self._state = _State.UNOPENED
@@ -170,6 +135,24 @@ class AsyncClient:
         """The queue's model name (``gpt_image_1`` by default)."""
         return self._model
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How each call is retried (also paces a batch's re-asks for a late result)."""
+        return self._transport.retrier.policy
+
+    @property
+    def poll_policy(self) -> PollPolicy:
+        """How often a job's status is asked for (a batch plans its polls within it)."""
+        return self._poll
+
+    @property
+    def refused_submits(self) -> int:
+        """How many submits the API has refused with 429 so far (never billed).
+
+        A batch reads it around each submit to slow its own rate down.
+        """
+        return self._transport.retrier.submits_refused
+
     # --- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncClient:
@@ -182,12 +165,7 @@ class AsyncClient:
         self._state = _State.OPEN
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -216,15 +194,12 @@ class AsyncClient:
         self._require_open()
         if isinstance(request, str):
             request = ImageRequest(request)
-        reply = await self._transport.call("POST", self._queue, body=_wire.request_to_json(request))
-        # From here on a paid job exists: whatever is wrong with the reply must not lose it.
-        try:
-            handle = _wire.guarded(lambda: _wire.structure_handle(reply.data, self._urls_for))
-        except DecodeError as exc:
-            raise SubmissionUncertainError(
-                f"the server accepted the job but its reply is unreadable ({exc.message})",
-                provider_request_id=reply.provider_request_id,
-            ) from exc
+        reply = await self._transport.call(
+            "submit", self._endpoints.queue, body=_wire.request_to_json(request)
+        )
+        handle = _wire.decode_submit(
+            reply.data, self._endpoints.job_urls, reply.provider_request_id
+        )
         urls = (handle.status_url, handle.response_url, handle.cancel_url)
         if not all(self._transport.trusts(url) for url in urls):
             # The key is never sent to a foreign origin: the job is followed through the
@@ -243,14 +218,13 @@ class AsyncClient:
         """A handle for a job known only by its id (from a log, a manifest, another process)."""
         if not isinstance(request_id, str) or not request_id.strip():
             raise ValueError("request_id must be a non-empty string")
-        return JobHandle(request_id.strip(), *self._urls_for(request_id.strip()))
+        return JobHandle(request_id.strip(), *self._endpoints.job_urls(request_id.strip()))
 
     async def status(self, job: JobHandle | str) -> JobStatus:
         """The job's current status: Queued, Running, Succeeded, Failed or Cancelled."""
-        handle = self._handle(job)
-        url = self._api_url(handle.status_url, "status_url", handle.request_id)
-        reply = await self._transport.call("GET", url, request_id=handle.request_id)
-        status: JobStatus = _wire.decode(reply.data, JobStatus, request_id=handle.request_id)
+        handle, url = self._job(job, "status_url")
+        reply = await self._transport.call("status", url, request_id=handle.request_id)
+        status = _wire.decode_status(reply.data, request_id=handle.request_id)
         return status if status.request_id else attrs.evolve(status, request_id=handle.request_id)
 
     async def result(self, job: JobHandle | str) -> ImageResult | None:
@@ -262,7 +236,7 @@ class AsyncClient:
         found = await self.result_or_status(job)
         if isinstance(found, ImageResult):
             return found
-        _raise_if_unsuccessful(found, found.request_id)
+        raise_if_failed(found, found.request_id)
         return None
 
     async def result_or_status(self, job: JobHandle | str) -> ImageResult | JobStatus:
@@ -272,17 +246,16 @@ class AsyncClient:
         job completes (the API answers "not ready" with the status). Servers that answer
         "still in progress" without a status give ``Running``.
         """
-        handle = self._handle(job)
-        url = self._api_url(handle.response_url, "response_url", handle.request_id)
+        handle, url = self._job(job, "response_url")
         reply = await self._transport.call(
-            "GET", url, request_id=handle.request_id, tolerate=_not_ready
+            "result", url, request_id=handle.request_id, tolerate=_wire.result_not_ready
         )
         if reply.status == 400:
             return Running(handle.request_id)
-        parsed = _wire.decode(reply.data, ImageResult | JobStatus, request_id=handle.request_id)
+        parsed = _wire.decode_result(reply.data, request_id=handle.request_id)
         if parsed.request_id:
-            return parsed  # type: ignore[no-any-return]
-        return attrs.evolve(parsed, request_id=handle.request_id)  # type: ignore[no-any-return]
+            return parsed
+        return attrs.evolve(parsed, request_id=handle.request_id)
 
     async def cancel(self, job: JobHandle | str) -> CancelOutcome:
         """Ask the server to cancel the job.
@@ -290,14 +263,11 @@ class AsyncClient:
         Returns ``CancelOutcome.ALREADY_COMPLETED`` (not an error) when the job had already
         finished; raises :class:`~odiqueue.NotFoundError` for an unknown id.
         """
-        handle = self._handle(job)
-        url = self._api_url(handle.cancel_url, "cancel_url", handle.request_id)
+        handle, url = self._job(job, "cancel_url")
         reply = await self._transport.call(
-            "PUT", url, request_id=handle.request_id, tolerate=_already_completed
+            "cancel", url, request_id=handle.request_id, tolerate=_wire.cancel_came_late
         )
-        outcome: CancelOutcome = _wire.decode(
-            reply.data, CancelOutcome, request_id=handle.request_id
-        )
+        outcome = _wire.decode_cancel(reply.data, request_id=handle.request_id)
         log.info("cancel of request %s: %s", handle.request_id, outcome.value)
         return outcome
 
@@ -321,29 +291,10 @@ class AsyncClient:
             async for status in statuses:
                 yield status
 
-    async def _statuses(
-        self, handle: JobHandle, limit: float | None
-    ) -> AsyncGenerator[JobStatus, None]:
-        give_up = None if limit is None else _backoff.now() + limit
-        last: JobStatus | None = None
-        polls = 0
-        while True:
-            status = await self.status(handle)
-            polls += 1
-            if status != last:
-                last = status
-                yield status
-            if status.terminal:
-                return
-            delay = _backoff.poll_delay(polls, status, self._poll, self._rng)
-            if give_up is not None:
-                remaining = give_up - _backoff.now()
-                if remaining <= 0:
-                    raise DeadlineExceededError(
-                        f"the job did not finish within {limit:g}s", request_id=handle.request_id
-                    )
-                delay = min(delay, remaining)
-            await _backoff.sleep(delay)
+    def _statuses(self, handle: JobHandle, limit: float | None) -> AsyncGenerator[JobStatus]:
+        return status_changes(
+            lambda: self.status(handle), handle.request_id, self._poll, self._rng, limit
+        )
 
     async def wait(
         self,
@@ -365,19 +316,26 @@ class AsyncClient:
             with anyio.fail_after(limit):
                 async with contextlib.aclosing(self._statuses(handle, None)) as statuses:
                     async for status in statuses:
-                        _raise_if_unsuccessful(status, handle.request_id)
-                # Status can run ahead of the result endpoint: ask until it answers.
-                attempt = 0
-                while (found := await self.result(handle)) is None:
-                    attempt += 1
-                    await _backoff.sleep(_backoff.poll_delay(attempt, None, self._poll, self._rng))
-                return found
+                        raise_if_failed(status, handle.request_id)
+                return await self.completed_result(handle)
         except TimeoutError:
             if cancel_on_deadline:
                 await self._cancel_quietly(handle)
             raise DeadlineExceededError(
                 f"the job did not finish within {limit}s", request_id=handle.request_id
             ) from None
+
+    async def completed_result(self, job: JobHandle | str) -> ImageResult:
+        """The images of a job whose status said it succeeded.
+
+        The status endpoint can run ahead of the result endpoint, so a "not ready" answer is
+        asked again, paced and bounded by the retry policy (``RetryPolicy.attempts``); then
+        :class:`~odiqueue.OdiqueueError` is raised. :meth:`wait` and batches both use this.
+        """
+        handle = self._handle(job)
+        return await served_result(
+            lambda: self.result(handle), handle.request_id, self.retry_policy, self._rng
+        )
 
     async def generate(
         self, request: ImageRequest | str, *, deadline: float | None = None
@@ -408,50 +366,9 @@ class AsyncClient:
         key; an error status from an image host raises :class:`ImageDownloadError`.
         """
         self._require_open()
-        target = Path(path)
-        fmt = expected_format or _CONTENT_TYPES.get((image.content_type or "").lower())
-        if image.b64 is not None:
-            try:
-                data = image.decode()
-            except ValueError as exc:
-                raise DecodeError(str(exc), path="image", request_id=request_id) from None
-
-            async def once() -> AsyncIterator[bytes]:
-                yield data
-
-            try:
-                return await write_atomic(target, once(), expected_format=fmt, overwrite=overwrite)
-            except ContentError as exc:
-                raise DecodeError(
-                    f"inline image: {exc}", path="image", request_id=request_id
-                ) from None
-        if image.url is None:
-            raise ValueError("the image has neither a url nor inline data")
-        try:
-            url = parse_url(image.url)
-        except ValueError:
-            raise DecodeError(
-                f"the image URL is not a URL: {image.url[:80]!r}",
-                path="image.url",
-                request_id=request_id,
-            ) from None
-
-        async def attempt() -> SavedFile:
-            async with self._transport.download(url, request_id=request_id) as (length, chunks):
-                try:
-                    return await write_atomic(
-                        target,
-                        chunks,
-                        expected_length=length,
-                        expected_format=fmt,
-                        overwrite=overwrite,
-                    )
-                except ContentError as exc:
-                    raise retryable(
-                        TransportError(f"bad image from {url.host}: {exc}", request_id=request_id)
-                    ) from exc
-
-        return await self._transport.retrying(attempt, request_id=request_id)
+        return await save_image(
+            self._transport, image, Path(path), overwrite, expected_format, request_id
+        )
 
     # --- many jobs -------------------------------------------------------------------------
 
@@ -462,7 +379,7 @@ class AsyncClient:
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         submit_rate: float | None = None,
-        submit_burst: int = 8,
+        submit_burst: int = DEFAULT_SUBMIT_BURST,
         poll_concurrency: int = DEFAULT_POLL_CONCURRENCY,
         max_job_retries: int = DEFAULT_MAX_JOB_RETRIES,
         deadline: float | None = None,
@@ -484,24 +401,12 @@ class AsyncClient:
         Items are read lazily from any iterable or async iterable. Outcomes come in
         completion order.
 
-        - ``max_in_flight`` jobs at most are submitted and unfinished at once;
-          ``submit_rate`` (per second, bursts of ``submit_burst``) spaces submits out, and is
-          halved for a while after a 429 (None: no limit until the server asks).
-        - ``poll_concurrency`` bounds concurrent status requests of the whole batch.
-        - A job failing with INFERENCE_FAILURE, INFERENCE_TIMEOUT or INTERNAL_SERVER_ERROR is
-          submitted again up to ``max_job_retries`` times. Other failures are outcomes;
-          authentication, credit and permission errors stop new submissions and are raised
-          after the jobs already paid for are saved.
-        - ``deadline`` (seconds per job, from its submission) cancels a job that takes longer.
-        - Files are named by ``name_template`` with ``{key}``, ``{index}`` (image number within
-          the job), ``{request_id}`` and ``{ext}``; existing files are never overwritten unless
-          ``overwrite``.
-        - ``out_dir/manifest.jsonl`` records every step: with ``resume`` (the default) running
-          the same batch again skips saved items, picks up submitted jobs by id (no new
-          payment) and submits only the rest. ``resume=False`` sets the old manifest aside.
-        - Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
+        The keywords are :class:`BatchOptions`' fields (each documented there, with its
+        default). Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
         - ``on_progress`` is called with a :class:`Progress` snapshot at every change.
         """
+        from odiqueue._batch import Batch  # the engine builds on the client, never the reverse
+
         self._require_open()
         options = BatchOptions(
             max_in_flight=max_in_flight,
@@ -520,20 +425,17 @@ class AsyncClient:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _urls_for(self, request_id: str) -> tuple[str, str, str]:
-        if _PLAIN_ID.fullmatch(request_id):
-            # The usual id needs no quoting: plain text, no URL objects (once per job).
-            job = self._requests + request_id
-        else:
-            job = str(self._queue / "requests" / quote(request_id, safe=""))
-        return f"{job}/status", f"{job}/response", f"{job}/cancel"
-
     def _handle(self, job: JobHandle | str) -> JobHandle:
         self._require_open()
         return self.attach(job) if isinstance(job, str) else job
 
-    def _api_url(self, raw: str, what: str, request_id: str) -> URL:
-        return self._transport.check_api_url(raw, what=what, request_id=request_id)
+    def _job(
+        self, job: JobHandle | str, what: Literal["status_url", "response_url", "cancel_url"]
+    ) -> tuple[JobHandle, URL]:
+        """The job's handle and its URL ``what``, refused if it points away from the API."""
+        handle = self._handle(job)
+        raw: str = getattr(handle, what)
+        return handle, self._transport.check_api_url(raw, what=what, request_id=handle.request_id)
 
     async def _cancel_quietly(self, handle: JobHandle) -> None:
         with anyio.move_on_after(10, shield=True):
@@ -541,17 +443,3 @@ class AsyncClient:
                 await self.cancel(handle)
             except Exception as exc:  # best effort: the deadline error is what matters
                 log.warning("could not cancel request %s: %s", handle.request_id, exc)
-
-
-def _not_ready(status: int, body: bytes) -> bool:
-    return status == 400 and _STILL_IN_PROGRESS in body.lower()
-
-
-def _already_completed(status: int, body: bytes) -> bool:
-    return status == 400 and b"already_completed" in body.lower()
-
-
-def _raise_if_unsuccessful(status: JobStatus, request_id: str) -> None:
-    error = failure_of(status, request_id)
-    if error is not None:
-        raise error

@@ -1,4 +1,4 @@
-"""Settings: timeouts, limits, retry and poll policies, provider presets, the API key.
+"""Settings: timeouts, limits, retry and poll policies, a batch's options, presets, the API key.
 
 Every policy is a frozen, keyword-only attrs class whose defaults are named ``DEFAULT_*``
 constants, so a caller changes one number without restating the others::
@@ -12,16 +12,25 @@ import functools
 import ipaddress
 import os
 import re
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
 
 import attrs
 from yarl import URL
 
 from odiqueue._errors import ConfigurationError
+from odiqueue._naming import DEFAULT_TEMPLATE, check_template
 
 __all__ = [
+    "DEFAULT_CANCEL_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_JOB_RETRIES",
     "DEFAULT_MODEL",
+    "DEFAULT_POLL_CONCURRENCY",
+    "DEFAULT_SUBMIT_BURST",
     "PRESETS",
+    "VERSION",
+    "BatchOptions",
     "Limits",
     "PollPolicy",
     "RetryPolicy",
@@ -32,6 +41,11 @@ __all__ = [
     "resolve_api_key",
     "resolve_base_url",
 ]
+
+try:
+    VERSION: Final = version("odiqueue")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    VERSION = "0+unknown"  # type: ignore[misc]
 
 ENV_API_KEY: Final = "ODIQUEUE_API_KEY"
 ENV_BASE_URL: Final = "ODIQUEUE_BASE_URL"
@@ -136,6 +150,65 @@ class PollPolicy:
         default=DEFAULT_SECONDS_PER_QUEUE_POSITION, validator=_positive
     )
     deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
+
+
+# --- one batch ---------------------------------------------------------------------------
+
+DEFAULT_MAX_IN_FLIGHT: Final = 64
+DEFAULT_POLL_CONCURRENCY: Final = 32
+DEFAULT_MAX_JOB_RETRIES: Final = 2
+DEFAULT_CANCEL_TIMEOUT: Final = 10.0
+DEFAULT_SUBMIT_BURST: Final = 8
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value >= 1:
+        raise ConfigurationError(f"{attribute.name} must be at least 1, got {value!r}")
+
+
+def _above_zero_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value > 0:
+        raise ConfigurationError(f"{attribute.name} must be above 0 (or None), got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value >= 0:
+        raise ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class BatchOptions:
+    """The settings of one batch: :meth:`AsyncClient.generate_many`'s keywords.
+
+    - ``max_in_flight`` jobs at most are submitted and unfinished at once;
+      ``submit_rate`` (per second, bursts of ``submit_burst``) spaces submits out, and is
+      halved for a while after a 429 (None: no limit until the server asks).
+    - ``poll_concurrency`` bounds concurrent status requests of the whole batch.
+    - A job failing with INFERENCE_FAILURE, INFERENCE_TIMEOUT or INTERNAL_SERVER_ERROR is
+      submitted again up to ``max_job_retries`` times. Other failures are outcomes;
+      authentication, credit and permission errors stop new submissions and are raised
+      after the jobs already paid for are saved.
+    - ``deadline`` (seconds per job, from its submission) cancels a job that takes longer.
+    - Files are named by ``name_template`` with ``{key}``, ``{index}`` (image number within
+      the job), ``{request_id}`` and ``{ext}``; existing files are never overwritten unless
+      ``overwrite``.
+    - ``out_dir/manifest.jsonl`` records every step: with ``resume`` (the default) running
+      the same batch again skips saved items, picks up submitted jobs by id (no new
+      payment) and submits only the rest. ``resume=False`` sets the old manifest aside.
+    - Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
+    """
+
+    max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
+    submit_rate: float | None = attrs.field(default=None, validator=_above_zero_or_none)
+    submit_burst: int = attrs.field(default=DEFAULT_SUBMIT_BURST, validator=_at_least_one)
+    poll_concurrency: int = attrs.field(default=DEFAULT_POLL_CONCURRENCY, validator=_at_least_one)
+    max_job_retries: int = attrs.field(default=DEFAULT_MAX_JOB_RETRIES, validator=_non_negative)
+    deadline: float | None = attrs.field(default=None, validator=_non_negative)
+    name_template: str = attrs.field(default=DEFAULT_TEMPLATE, converter=check_template)
+    overwrite: bool = False
+    resume: bool = True
+    keep_remote: bool = False
+    cancel_timeout: float = attrs.field(default=DEFAULT_CANCEL_TIMEOUT, validator=_non_negative)
 
 
 class Secret:

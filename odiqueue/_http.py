@@ -21,8 +21,8 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any, Final
 
 import aiohttp
 import anyio
@@ -45,8 +45,6 @@ from odiqueue._errors import (
     ConnectError,
     DecodeError,
     ImageDownloadError,
-    OdiqueueError,
-    RateLimitError,
     RequestTimeoutError,
     ResponseTooLargeError,
     ServerError,
@@ -55,15 +53,22 @@ from odiqueue._errors import (
     UnsafeURLError,
     error_from_reply,
 )
+from odiqueue._retry import Call, Retrier, Retryable
 
 __all__ = ["Reply", "Transport"]
 
 log = logging.getLogger("odiqueue")
 
-T = TypeVar("T")
 
 RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 SUBMIT_RETRY_STATUSES: Final = frozenset({429, 503})
+_METHODS: Final[dict[Call, str]] = {
+    "submit": "POST",
+    "status": "GET",
+    "result": "GET",
+    "cancel": "PUT",
+    "image": "GET",
+}
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
 
@@ -75,15 +80,6 @@ class Reply:
     status: int
     data: Any
     provider_request_id: str | None = None
-
-
-class _Retryable(Exception):
-    """Internal: an attempt failed in a way the retry rules allow retrying."""
-
-    def __init__(self, error: OdiqueueError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 class Transport:
@@ -112,19 +108,9 @@ class Transport:
         self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         self._timeouts = timeouts
         self._limits = limits
-        self._retry = retry
-        self._rng = rng
+        self.retrier = Retrier(retry, rng)
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
-        # Shared back-pressure: a 429 on any call holds every call until this moment.
-        self._not_before = 0.0
-        #: How many submits the server refused with 429 (the batch's rate limiter reads it).
-        self.submits_refused = 0
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy in force."""
-        return self._retry
 
     async def open(self) -> None:
         """Create the one aiohttp session, sized to the configured limits."""
@@ -192,7 +178,7 @@ class Transport:
 
     async def call(
         self,
-        method: str,
+        call: Call,
         url: URL,
         *,
         body: Any = None,
@@ -204,67 +190,14 @@ class Transport:
         ``tolerate(status, body)`` marks an error status as a normal answer for this call (a
         result that is not ready yet, a cancel of a finished job).
         """
-        submit = method == "POST"
+        method = _METHODS[call]
+        submit = call == "submit"
         payload = None if body is None else _wire.dumps(body).encode()
 
         async def attempt() -> Reply:
             return await self._exchange(method, url, payload, request_id, tolerate, submit)
 
-        return await self.retrying(attempt, request_id=request_id, submit=submit)
-
-    async def retrying(
-        self,
-        attempt: Callable[[], Awaitable[T]],
-        *,
-        request_id: str | None,
-        submit: bool = False,
-    ) -> T:
-        """Run ``attempt`` until it succeeds, retrying :class:`_Retryable` failures.
-
-        Gives up after ``RetryPolicy.attempts`` tries or ``RetryPolicy.timeout`` seconds.
-        """
-        policy = self._retry
-        started = _backoff.now()
-        tries = 0
-        while True:
-            tries += 1
-            if self._not_before > started:  # rare: only after a 429 (checked without a call)
-                await self._wait_for_cooldown()
-            try:
-                return await attempt()
-            except _Retryable as exc:
-                error, retry_after = exc.error, exc.retry_after
-            if retry_after is not None and retry_after > policy.max_retry_after:
-                if isinstance(error, RateLimitError):
-                    # Not waited for here, but every other call still backs off a while.
-                    self._not_before = max(
-                        self._not_before, _backoff.now() + policy.max_retry_after
-                    )
-                raise error
-            delay = retry_after
-            if delay is None:
-                delay = _backoff.retry_delay(tries, policy, self._rng)
-            elapsed = _backoff.now() - started
-            if tries >= policy.attempts or elapsed + delay > policy.timeout:
-                raise error
-            log.debug(
-                "retrying request %s in %.2fs after %s (try %d)",
-                request_id or "(new)",
-                delay,
-                type(error).__name__,
-                tries,
-            )
-            if isinstance(error, RateLimitError):
-                # One cool-down for every caller: the wait happens at the top of the loop,
-                # where every other request of this client waits for it too.
-                self._not_before = max(self._not_before, _backoff.now() + delay)
-            else:
-                await _backoff.sleep(delay)
-
-    async def _wait_for_cooldown(self) -> None:
-        wait = self._not_before - _backoff.now()
-        if wait > 0:
-            await _backoff.sleep(wait)
+        return await self.retrier.run(attempt, call=call, request_id=request_id)
 
     async def _exchange(
         self,
@@ -296,7 +229,7 @@ class Transport:
             error, reached = _translate(exc, request_id)
             if submit and reached:
                 raise SubmissionUncertainError(str(error), request_id=request_id) from exc
-            raise _Retryable(error) from exc
+            raise Retryable(error) from exc
         provider_id = headers.get("X-Request-Id")
         if status < 300 or (tolerate is not None and tolerate(status, body)):
             try:
@@ -310,7 +243,7 @@ class Transport:
                 )
                 if submit:
                     raise SubmissionUncertainError(str(bad), request_id=request_id) from None
-                raise _Retryable(bad) from None
+                raise Retryable(bad) from None
             return Reply(status, data, provider_id)
         raise self._error_for(status, body, headers, request_id, submit)
 
@@ -338,10 +271,10 @@ class Transport:
         )
         log.debug("HTTP %d for request %s: %s", status, request_id or "(new)", error.message)
         if status == 429 and submit:
-            self.submits_refused += 1
+            self.retrier.submits_refused += 1
         if submit:
             if status in SUBMIT_RETRY_STATUSES:
-                return _Retryable(error, retry_after)
+                return Retryable(error, retry_after)
             if isinstance(error, ServerError):
                 # A gateway or server error after the body was sent: the job may exist.
                 uncertain = SubmissionUncertainError(
@@ -354,7 +287,7 @@ class Transport:
                 return uncertain
             return error
         if status in RETRY_STATUSES:
-            return _Retryable(error, retry_after)
+            return Retryable(error, retry_after)
         return error
 
     async def _send(
@@ -428,8 +361,9 @@ class Transport:
     ) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
         """Open an image download: yields (Content-Length, chunk iterator).
 
-        Errors are raised as :class:`_Retryable` where a new attempt may help, for use inside
-        :meth:`retrying`. The key is sent only to a trusted origin, on every hop.
+        Errors are raised as :class:`~odiqueue._retry.Retryable` where a new attempt may
+        help, for use inside :meth:`Retrier.run`. The key is sent only to a trusted origin,
+        on every hop.
         """
         if url.scheme not in ("http", "https"):
             raise UnsafeURLError(f"image URL scheme {url.scheme!r} is not http(s)")
@@ -455,7 +389,7 @@ class Transport:
                 response.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, _ = _translate(exc, request_id)
-            raise _Retryable(error) from exc
+            raise Retryable(error) from exc
 
     async def _chunks(
         self, response: aiohttp.ClientResponse, request_id: str | None
@@ -487,13 +421,8 @@ def _image_host_error(
         provider_request_id=headers.get("X-Request-Id"),
     )
     if status in RETRY_STATUSES or status == 404:
-        return _Retryable(error, _backoff.parse_retry_after(headers.get("Retry-After")))
+        return Retryable(error, _backoff.parse_retry_after(headers.get("Retry-After")))
     return error
-
-
-def retryable(error: OdiqueueError) -> Exception:
-    """Mark an error found while consuming a download as worth another attempt."""
-    return _Retryable(error)
 
 
 def _translate(exc: BaseException, request_id: str | None) -> tuple[TransportError, bool]:

@@ -1,4 +1,4 @@
-"""The data a job is made of: the request, its handle, its status, its result.
+"""What comes back for a job: its handle, its status, its result; and a batch's items and outcomes.
 
 All plain attrs classes: how they look on the wire lives in ``_wire.py``.
 """
@@ -7,261 +7,36 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar
 
 import attrs
 
 from odiqueue._errors import (
-    InvalidParameterError,
     JobCancelledError,
     JobFailedError,
     OdiqueueError,
 )
+from odiqueue._request import Choice, ImageRequest, OutputFormat
 
 __all__ = [
-    "Background",
     "BatchItem",
     "CancelOutcome",
     "Cancelled",
     "Failed",
     "Image",
-    "ImageRequest",
     "ImageResult",
+    "Item",
     "JobHandle",
     "JobStatus",
     "LogLine",
-    "Moderation",
     "Outcome",
-    "OutputFormat",
-    "Quality",
     "Queued",
     "Running",
-    "Size",
     "Succeeded",
     "failure_of",
 ]
-
-MAX_PROMPT_CHARS: Final = 32000
-MAX_IMAGES: Final = 10
-
-
-class _Choice(str, enum.Enum):
-    """A documented set of string values; compares equal to its plain string."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class Size(_Choice):
-    """Image dimensions (default ``auto``)."""
-
-    SQUARE = "1024x1024"
-    PORTRAIT = "1024x1536"
-    LANDSCAPE = "1536x1024"
-    AUTO = "auto"
-
-
-class Quality(_Choice):
-    """Rendering quality (default ``auto``)."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    AUTO = "auto"
-
-
-class Background(_Choice):
-    """Background handling (default ``auto``); ``transparent`` needs png or webp."""
-
-    TRANSPARENT = "transparent"
-    OPAQUE = "opaque"
-    AUTO = "auto"
-
-
-class OutputFormat(_Choice):
-    """Image file format (default ``png``)."""
-
-    PNG = "png"
-    JPEG = "jpeg"
-    WEBP = "webp"
-
-    @property
-    def extension(self) -> str:
-        """The usual file extension, without the dot."""
-        return "jpg" if self is OutputFormat.JPEG else self.value
-
-
-class Moderation(_Choice):
-    """Content moderation strictness (default ``auto``)."""
-
-    AUTO = "auto"
-    LOW = "low"
-
-
-C = TypeVar("C", bound=_Choice)
-
-
-def _choice(cls: type[C], field: str, value: object) -> C | None:
-    if value is None or isinstance(value, cls):
-        return value
-    if isinstance(value, str):
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            pass
-    allowed = ", ".join(m.value for m in cls)
-    raise InvalidParameterError(field, value, f"one of {allowed}")
-
-
-def _size(value: object) -> Size | None:
-    return _choice(Size, "size", value)
-
-
-def _quality(value: object) -> Quality | None:
-    return _choice(Quality, "quality", value)
-
-
-def _background(value: object) -> Background | None:
-    return _choice(Background, "background", value)
-
-
-def _output_format(value: object) -> OutputFormat | None:
-    return _choice(OutputFormat, "output_format", value)
-
-
-def _moderation(value: object) -> Moderation | None:
-    return _choice(Moderation, "moderation", value)
-
-
-def _int_in(field: str, low: int, high: int, extra: str = "") -> Any:
-    def check(instance: object, attribute: object, value: object) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidParameterError(field, value, f"an integer from {low} to {high}{extra}")
-
-    return check
-
-
-def _check_prompt(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_PROMPT_CHARS:
-        raise InvalidParameterError(
-            "prompt", value, f"a string of 1 to {MAX_PROMPT_CHARS} characters"
-        )
-
-
-def _check_user(
-    instance: object, attribute: attrs.Attribute[str | None], value: str | None
-) -> None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidParameterError("user", value, "a string identifying the end user")
-
-
-def _freeze_extra(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if value is None:
-        return MappingProxyType({})
-    if not isinstance(value, Mapping):
-        raise InvalidParameterError("extra", value, "a mapping of extra API fields")
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise InvalidParameterError("extra", key, "string field names")
-        if key in _FIELD_NAMES:
-            raise InvalidParameterError(
-                f"extra[{key!r}]", item, f"set {key} as its own argument, not through extra"
-            )
-        try:
-            json.dumps(item)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(f"extra[{key!r}]", item, "a JSON value") from None
-    return MappingProxyType(dict(value))
-
-
-@attrs.frozen
-class ImageRequest:
-    """One image-generation request, checked against the documented ranges on construction.
-
-    Fields left as ``None`` are not sent, so the server applies its documented default
-    (shown per field). ``extra`` passes fields the API adds later straight through.
-
-    >>> ImageRequest("A red apple on a white table", size="1024x1024", output_format="webp")
-    ImageRequest(prompt='A red apple on a white table', n=None, size=<Size.SQUARE: ...>, ...)
-
-    Raises :class:`~odiqueue.InvalidParameterError` naming the field, the value and what is
-    allowed, before anything is sent.
-    """
-
-    prompt: str = attrs.field(validator=_check_prompt)
-    #: How many images, 1..10 (server default 1).
-    n: int | None = attrs.field(default=None, kw_only=True, validator=_int_in("n", 1, MAX_IMAGES))
-    #: Server default ``auto``.
-    size: Size | None = attrs.field(default=None, kw_only=True, converter=_size)
-    #: Server default ``auto``.
-    quality: Quality | None = attrs.field(default=None, kw_only=True, converter=_quality)
-    #: Server default ``auto``.
-    background: Background | None = attrs.field(default=None, kw_only=True, converter=_background)
-    #: Server default ``png``.
-    output_format: OutputFormat | None = attrs.field(
-        default=None, kw_only=True, converter=_output_format
-    )
-    #: 0..100, only with jpeg or webp (server default 100).
-    output_compression: int | None = attrs.field(
-        default=None,
-        kw_only=True,
-        validator=_int_in("output_compression", 0, 100, ", and only with jpeg or webp"),
-    )
-    #: Server default ``auto``.
-    moderation: Moderation | None = attrs.field(default=None, kw_only=True, converter=_moderation)
-    #: An id for the end user, for the provider's abuse monitoring.
-    user: str | None = attrs.field(default=None, kw_only=True, validator=_check_user)
-    #: Fields the API adds later, sent as they are.
-    extra: Mapping[str, Any] = attrs.field(
-        factory=dict, kw_only=True, converter=_freeze_extra, hash=False
-    )
-
-    DEFAULTS: ClassVar[Mapping[str, object]] = MappingProxyType(
-        {
-            "n": 1,
-            "size": Size.AUTO,
-            "quality": Quality.AUTO,
-            "background": Background.AUTO,
-            "output_format": OutputFormat.PNG,
-            "output_compression": 100,
-            "moderation": Moderation.AUTO,
-        }
-    )
-
-    def __attrs_post_init__(self) -> None:
-        fmt = self.format
-        if self.output_compression is not None and fmt is OutputFormat.PNG:
-            raise InvalidParameterError(
-                "output_compression",
-                self.output_compression,
-                "only with output_format jpeg or webp (png is lossless)",
-            )
-        if self.background is Background.TRANSPARENT and fmt is OutputFormat.JPEG:
-            raise InvalidParameterError(
-                "background",
-                "transparent",
-                "only with output_format png or webp (jpeg has no alpha)",
-            )
-
-    @property
-    def format(self) -> OutputFormat:
-        """The output format the server will use (``png`` when not set)."""
-        return self.output_format or OutputFormat.PNG
-
-    @property
-    def count(self) -> int:
-        """The number of images the server will make (1 when not set)."""
-        return self.n or 1
-
-
-_FIELD_NAMES: Final = frozenset(a.name for a in attrs.fields(ImageRequest)) - {"extra"}
 
 
 @attrs.frozen
@@ -370,6 +145,11 @@ class Image:
         """Whether the bytes came in the reply itself (no download needed)."""
         return self.b64 is not None
 
+    @property
+    def format(self) -> OutputFormat | None:
+        """The format the content type announces (None when absent or not an image type)."""
+        return OutputFormat.from_content_type(self.content_type)
+
     def decode(self) -> bytes:
         """The inline image bytes; ``ValueError`` for a URL image or bad base64."""
         if self.b64 is None:
@@ -389,7 +169,7 @@ class ImageResult:
     raw: Mapping[str, Any] = attrs.field(repr=False, eq=False)
 
 
-class CancelOutcome(_Choice):
+class CancelOutcome(Choice):
     """What a cancel achieved."""
 
     #: The server accepted the cancellation (202).
@@ -445,3 +225,8 @@ class BatchItem:
     request: ImageRequest = attrs.field(validator=attrs.validators.instance_of(ImageRequest))
     key: str | None = attrs.field(default=None, kw_only=True)
     name: str | None = attrs.field(default=None, kw_only=True)
+
+
+#: What :meth:`AsyncClient.generate_many` takes as one item: a prompt, a request, a
+#: ``(key, request)`` pair or a :class:`BatchItem`.
+Item = str | ImageRequest | tuple[str, ImageRequest] | BatchItem

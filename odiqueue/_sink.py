@@ -7,11 +7,10 @@ alone, so clearing a killed run's leftovers never touches anybody else's ``.part
 
 File I/O runs in worker threads, batched: bytes are gathered up to ``FLUSH_BYTES`` and handed
 to a thread in one go, which also hashes them (off the event loop), and the last piece, the
-close and the rename share one trip. A 2 MB image costs two thread hops, and a download
-never holds much more than ``FLUSH_BYTES`` of it in memory. A file of at most
+close and the rename share one trip, so a large image costs a couple of thread hops and a
+download never holds much more than ``FLUSH_BYTES`` of it in memory. A file of at most
 ``INLINE_BYTES`` is written on the event loop instead: its open, write and rename cost the
-loop about 100 µs, half what handing them to a thread costs (measured), much like a
-manifest append.
+loop less than handing them to a thread would, much like a manifest append.
 """
 
 from __future__ import annotations

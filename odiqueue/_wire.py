@@ -11,18 +11,17 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar, cast
 
 import cattrs
 from cattrs.errors import ClassValidationError
 
-from odiqueue._errors import ERROR_TYPES, DecodeError
+from odiqueue._errors import ERROR_TYPES, DecodeError, SubmissionUncertainError
 from odiqueue._models import (
     Cancelled,
     CancelOutcome,
     Failed,
     Image,
-    ImageRequest,
     ImageResult,
     JobHandle,
     JobStatus,
@@ -31,8 +30,22 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
+from odiqueue._request import PARAMETERS, Choice, ImageRequest
 
-__all__ = ["converter", "decode", "dumps", "guarded", "request_to_json", "structure_handle"]
+__all__ = [
+    "cancel_came_late",
+    "canonical_json",
+    "converter",
+    "decode_cancel",
+    "decode_result",
+    "decode_status",
+    "decode_submit",
+    "dumps",
+    "guarded",
+    "request_to_json",
+    "result_not_ready",
+    "structure_handle",
+]
 
 #: Compact JSON for request bodies and manifest lines, from one encoder made once
 #: (``json.dumps`` with options builds a new encoder on every call).
@@ -50,6 +63,9 @@ _CANCELLED = frozenset({"CANCELED", "CANCELLED"})
 _CANCEL_ERROR_TYPES = frozenset({"CANCELED", "CANCELLED"})
 
 T = TypeVar("T")
+# Unions, which cattrs takes as a type at run time but the type checker does not.
+_STATUS: Final[Any] = JobStatus
+_RESULT_OR_STATUS: Final[Any] = ImageResult | JobStatus
 
 
 class _Shape(Exception):
@@ -100,9 +116,53 @@ def _opt_float(data: Mapping[str, Any], key: str, path: str) -> float | None:
     return float(value)
 
 
-def decode(data: object, cls: Any, *, request_id: str | None = None) -> Any:
-    """Structure a parsed reply into ``cls``; any misfit becomes a :class:`DecodeError`."""
-    return guarded(lambda: converter.structure(data, cls), request_id=request_id)
+def decode_submit(
+    data: object,
+    urls_for: Callable[[str], tuple[str, str, str]],
+    provider_request_id: str | None,
+) -> JobHandle:
+    """A submit reply as the new job's handle.
+
+    A paid job exists once the server accepted the submit, so an unreadable reply raises
+    :class:`SubmissionUncertainError` (never a plain decode error that reads as "not sent").
+    """
+    try:
+        return guarded(lambda: structure_handle(data, urls_for))
+    except DecodeError as exc:
+        raise SubmissionUncertainError(
+            f"the server accepted the job but its reply is unreadable ({exc.message})",
+            provider_request_id=provider_request_id,
+        ) from exc
+
+
+def decode_status(data: object, *, request_id: str | None = None) -> JobStatus:
+    """A status reply as a :class:`JobStatus`; any misfit becomes a :class:`DecodeError`.
+
+    ``request_id`` names the job in that error (the status keeps the id the reply gave).
+    """
+    status = guarded(lambda: converter.structure(data, _STATUS), request_id=request_id)
+    return cast("JobStatus", status)
+
+
+def decode_result(data: object, *, request_id: str | None = None) -> ImageResult | JobStatus:
+    """A response-URL reply: the images, or the status of a job not finished yet."""
+    parsed = guarded(lambda: converter.structure(data, _RESULT_OR_STATUS), request_id=request_id)
+    return cast("ImageResult | JobStatus", parsed)
+
+
+def decode_cancel(data: object, *, request_id: str | None = None) -> CancelOutcome:
+    """A cancel reply as the :class:`CancelOutcome` it reports."""
+    return guarded(lambda: converter.structure(data, CancelOutcome), request_id=request_id)
+
+
+def result_not_ready(status: int, body: bytes) -> bool:
+    """Whether an error reply of the response URL only says the job is still running."""
+    return status == 400 and b"still in progress" in body.lower()
+
+
+def cancel_came_late(status: int, body: bytes) -> bool:
+    """Whether an error reply of the cancel URL says the job had already completed."""
+    return status == 400 and b"already_completed" in body.lower()
 
 
 def guarded(parse: Callable[[], T], *, request_id: str | None = None) -> T:
@@ -116,6 +176,14 @@ def guarded(parse: Callable[[], T], *, request_id: str | None = None) -> T:
         raise DecodeError(detail, path="$", request_id=request_id) from None
 
 
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """One text per JSON value whatever its key order: how requests are compared and keyed.
+
+    Item keys are digests of this text, so its form never changes (a rerun must find them).
+    """
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def request_to_json(request: ImageRequest) -> dict[str, Any]:
     """The submit body: only the fields the caller set, then ``extra``."""
     return converter.unstructure(request)  # type: ignore[no-any-return]
@@ -123,14 +191,10 @@ def request_to_json(request: ImageRequest) -> dict[str, Any]:
 
 def _unstructure_request(request: ImageRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"prompt": request.prompt}
-    for name in ("n", "size", "quality", "background", "output_format", "output_compression"):
-        value = getattr(request, name)
+    for parameter in PARAMETERS:
+        value = getattr(request, parameter.name)
         if value is not None:
-            body[name] = getattr(value, "value", value)
-    if request.moderation is not None:
-        body["moderation"] = request.moderation.value
-    if request.user is not None:
-        body["user"] = request.user
+            body[parameter.name] = value.value if isinstance(value, Choice) else value
     body.update(request.extra)
     return body
 
@@ -353,6 +417,6 @@ def _structure_cancel(data: object, _: object) -> CancelOutcome:
     return CancelOutcome.REQUESTED
 
 
-converter.register_structure_hook(JobStatus, _structure_status)
-converter.register_structure_hook(ImageResult | JobStatus, _structure_result)
+converter.register_structure_hook(_STATUS, _structure_status)
+converter.register_structure_hook(_RESULT_OR_STATUS, _structure_result)
 converter.register_structure_hook(CancelOutcome, _structure_cancel)

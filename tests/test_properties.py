@@ -29,7 +29,6 @@ from odiqueue import (
     ImageResult,
     InvalidParameterError,
     JobHandle,
-    JobStatus,
     Moderation,
     OutputFormat,
     Quality,
@@ -40,7 +39,7 @@ from odiqueue import (
 )
 from odiqueue._errors import error_from_reply
 from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template, safe_component
-from odiqueue._wire import decode, guarded, structure_handle
+from odiqueue._wire import decode_cancel, decode_result, decode_status, guarded, structure_handle
 
 DATA = Path(__file__).parent / "data"
 
@@ -204,7 +203,7 @@ NUMBER_LIKE = "\u00b2"  # "²": str.isdigit() says yes, int() says no
 def test_status_parser_raises_only_decode_errors(data: Any) -> None:
     """Any JSON given as a status reply becomes a status or a DecodeError, nothing else."""
     try:
-        status = decode(data, JobStatus)
+        status = decode_status(data)
     except DecodeError:
         return
     assert isinstance(status, (Queued, Running, Succeeded, Failed, Cancelled))
@@ -217,7 +216,7 @@ def test_status_parser_raises_only_decode_errors(data: Any) -> None:
 def test_result_parser_raises_only_decode_errors(data: Any) -> None:
     """Any JSON given as a result reply becomes images, an unfinished status, or a DecodeError."""
     try:
-        parsed = decode(data, ImageResult | JobStatus)
+        parsed = decode_result(data)
     except DecodeError:
         return
     if isinstance(parsed, ImageResult):
@@ -231,7 +230,7 @@ def test_result_parser_raises_only_decode_errors(data: Any) -> None:
 def test_cancel_parser_raises_only_decode_errors(data: Any) -> None:
     """Any JSON given as a cancel reply becomes a CancelOutcome or a DecodeError."""
     try:
-        outcome = decode(data, CancelOutcome)
+        outcome = decode_cancel(data)
     except DecodeError:
         return
     assert isinstance(outcome, CancelOutcome)

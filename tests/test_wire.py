@@ -18,7 +18,7 @@ from odiqueue import (
     Running,
     Succeeded,
 )
-from odiqueue._wire import decode, guarded, structure_handle
+from odiqueue._wire import decode_cancel, decode_result, decode_status, guarded, structure_handle
 from tests.conftest import reply
 
 RID = "mmsu_01hxyz0000000000000000"
@@ -31,7 +31,7 @@ def built(request_id: str) -> tuple[str, str, str]:
 
 
 def result_of(data: object) -> ImageResult:
-    parsed = decode(data, ImageResult | JobStatus)
+    parsed = decode_result(data)
     assert isinstance(parsed, ImageResult)
     return parsed
 
@@ -79,12 +79,12 @@ def test_submit_without_id_is_a_decode_error() -> None:
 )
 def test_status_shapes(name: str, expected: JobStatus) -> None:
     """Each documented and observed status reply maps to its state."""
-    assert decode(reply(name), JobStatus) == expected
+    assert decode_status(reply(name)) == expected
 
 
 def test_status_fal_style_keeps_logs() -> None:
     """fal-style running replies carry their log lines."""
-    status = decode(reply("status.fal_style"), JobStatus)
+    status = decode_status(reply("status.fal_style"))
     assert isinstance(status, Running)
     assert [line.message for line in status.logs] == ["step 3/20"]
     assert status.logs[0].level == "INFO"
@@ -106,7 +106,7 @@ def test_status_fal_style_keeps_logs() -> None:
 )
 def test_status_spellings(word: str, state: type) -> None:
     """Observed status spellings, in any letter case, map to the right state."""
-    assert isinstance(decode({"status": word, "request_id": "r"}, JobStatus), state)
+    assert isinstance(decode_status({"status": word, "request_id": "r"}), state)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_status_spellings(word: str, state: type) -> None:
 )
 def test_failure_error_shapes(error: object) -> None:
     """``error`` as a string, an object with message, or error_message all give the text."""
-    status = decode({"status": "COMPLETED", "error": error}, JobStatus)
+    status = decode_status({"status": "COMPLETED", "error": error})
     assert isinstance(status, Failed)
     assert "boom" in status.error
 
@@ -123,7 +123,7 @@ def test_failure_error_shapes(error: object) -> None:
 def test_unknown_status_keeps_running_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """An unknown status value is treated as running and logged, not raised."""
     with caplog.at_level(logging.WARNING, logger="odiqueue"):
-        status = decode({"status": "WARMING_UP", "request_id": "r"}, JobStatus)
+        status = decode_status({"status": "WARMING_UP", "request_id": "r"})
     assert isinstance(status, Running)
     assert status.raw_status == "WARMING_UP"
     assert "WARMING_UP" in caplog.text
@@ -132,12 +132,12 @@ def test_unknown_status_keeps_running_with_a_warning(caplog: pytest.LogCaptureFi
 def test_unknown_fields_are_ignored() -> None:
     """Fields no provider documents do not disturb parsing."""
     data = {**reply("status.in_queue"), "surprise": {"x": [1, 2]}, "eta": "soon"}
-    assert decode(data, JobStatus) == Queued(RID, 3)
+    assert decode_status(data) == Queued(RID, 3)
 
 
 def test_percent_progress_is_normalised() -> None:
     """A progress of 45 (percent) reads as 0.45."""
-    status = decode({"status": "IN_PROGRESS", "progress": 45}, JobStatus)
+    status = decode_status({"status": "IN_PROGRESS", "progress": 45})
     assert isinstance(status, Running)
     assert status.progress == pytest.approx(0.45)
 
@@ -160,7 +160,7 @@ def test_percent_progress_is_normalised() -> None:
 def test_odd_minor_fields_never_fail_a_job(data: object, expected: JobStatus) -> None:
     """Fields that only inform the polling plan are read when they can be and dropped when
     not, and an empty error on a finished job is no error (it would be paid for again)."""
-    assert decode(data, JobStatus, request_id="req-9") == expected
+    assert decode_status(data, request_id="req-9") == expected
 
 
 @pytest.mark.parametrize(
@@ -176,7 +176,7 @@ def test_odd_minor_fields_never_fail_a_job(data: object, expected: JobStatus) ->
 def test_malformed_status_names_the_path(data: object, path: str) -> None:
     """A status reply that fits no shape raises DecodeError naming path and request id."""
     with pytest.raises(DecodeError) as caught:
-        decode(data, JobStatus, request_id="req-9")
+        decode_status(data, request_id="req-9")
     assert caught.value.path == path
     assert caught.value.request_id == "req-9"
     assert "req-9" in str(caught.value)
@@ -240,12 +240,12 @@ def test_result_data_uri() -> None:
 
 def test_result_not_ready_is_a_status() -> None:
     """A status-shaped result body means not ready, not an error."""
-    assert isinstance(decode(reply("result.not_ready"), ImageResult | JobStatus), Running)
+    assert isinstance(decode_result(reply("result.not_ready")), Running)
 
 
 def test_result_with_error_is_a_failure() -> None:
     """A result body carrying an error reads as the failed status."""
-    parsed = decode({"error": "nope", "error_type": "CONTENT_BLOCKED"}, ImageResult | JobStatus)
+    parsed = decode_result({"error": "nope", "error_type": "CONTENT_BLOCKED"})
     assert parsed == Failed("", "nope", "CONTENT_BLOCKED")
 
 
@@ -264,7 +264,7 @@ def test_result_with_error_is_a_failure() -> None:
 def test_malformed_result_names_the_path(data: object, path: str) -> None:
     """A result that fits no shape raises DecodeError naming the JSON path."""
     with pytest.raises(DecodeError) as caught:
-        decode(data, ImageResult | JobStatus, request_id="r1")
+        decode_result(data, request_id="r1")
     assert caught.value.path == path
 
 
@@ -277,4 +277,4 @@ def test_malformed_result_names_the_path(data: object, path: str) -> None:
 )
 def test_cancel_shapes(name: str, outcome: CancelOutcome) -> None:
     """Cancel replies map to what the cancel achieved."""
-    assert decode(reply(name), CancelOutcome) is outcome
+    assert decode_cancel(reply(name)) is outcome

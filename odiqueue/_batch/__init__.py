@@ -4,14 +4,13 @@ Items in, then for each: admit (identity, the earlier run's record, free file na
 ``_items``, ``_admit``), submit under limits (``_throttle``), poll on one shared plan
 (``_poll``, ``_plan``), save each image (``_save``), record every step (``_manifest``),
 cancel what is left on exit (``_jobs``), and count it all (``_progress``). ``_engine``
-holds the :class:`Batch` that wires them together; ``_options`` its settings.
+holds the :class:`Batch` that wires them together. Its settings, :class:`BatchOptions`,
+are core settings (``odiqueue._config``), so the client can spell them out.
 """
 
 from __future__ import annotations
 
 from odiqueue._batch._engine import Batch
-from odiqueue._batch._items import Item
-from odiqueue._batch._options import BatchOptions
 from odiqueue._batch._progress import Progress
 
-__all__ = ["Batch", "BatchOptions", "Item", "Progress"]
+__all__ = ["Batch", "Progress"]

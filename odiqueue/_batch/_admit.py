@@ -17,7 +17,6 @@ not know, which is checked here too, up front.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,15 +25,16 @@ from typing import Any, Literal
 import attrs
 
 from odiqueue import _backoff, _wire
-from odiqueue._batch._items import Item, ItemKeys, bad_item
+from odiqueue._batch._items import ItemKeys, bad_item
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import KeyState, files_present
-from odiqueue._batch._options import BatchOptions
 from odiqueue._batch._progress import Tally
 from odiqueue._batch._save import Collector
+from odiqueue._config import BatchOptions
 from odiqueue._errors import ConfigurationError, JobFailedError, OdiqueueError, OutputFileError
-from odiqueue._models import BatchItem, ImageRequest, JobHandle, Outcome
+from odiqueue._models import BatchItem, Item, JobHandle, Outcome
 from odiqueue._naming import literal_template
+from odiqueue._request import ImageRequest
 
 __all__ = ["Decision", "Intake", "decide", "first_taken"]
 
@@ -224,8 +224,4 @@ def first_taken(paths: list[Path]) -> OutputFileError | None:
 def _differ(recorded: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
     """Whether two requests differ as JSON: the recorded one has been through a JSON round
     trip (tuples came back as lists, number keys as strings, NaN unequal to itself)."""
-    return _canonical(recorded) != _canonical(request)
-
-
-def _canonical(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _wire.canonical_json(recorded) != _wire.canonical_json(request)

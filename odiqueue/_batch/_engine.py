@@ -34,14 +34,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from odiqueue import _backoff, _wire
 from odiqueue._batch import _throttle
 from odiqueue._batch._admit import Intake
-from odiqueue._batch._items import Feed, Item
+from odiqueue._batch._items import Feed
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
-from odiqueue._batch._options import BatchOptions
 from odiqueue._batch._poll import Poller
-from odiqueue._batch._progress import Progress, Tally
+from odiqueue._batch._progress import Progress, Stage, Tally
 from odiqueue._batch._save import Collector
 from odiqueue._batch._throttle import RateLimiter
+from odiqueue._config import BatchOptions
 from odiqueue._errors import (
     PERMANENT_ERROR_TYPES,
     ConfigurationError,
@@ -57,13 +57,7 @@ from odiqueue._errors import (
     OutputFileError,
     SubmissionUncertainError,
 )
-from odiqueue._models import (
-    JobStatus,
-    Outcome,
-    Queued,
-    Succeeded,
-    failure_of,
-)
+from odiqueue._models import Item, JobStatus, Outcome, Queued, Succeeded, failure_of
 from odiqueue._sink import remove_parts
 
 if sys.version_info < (3, 11):
@@ -320,9 +314,9 @@ class Batch:
         work.inherited = False
         if not self._journal.write("intent", work.key, attempt=work.attempts):
             raise self._manifest_failed()  # nothing is paid for that could not be recorded
-        refused = self._client._transport.submits_refused
+        refused = self._client.refused_submits
         handle = await self._client.submit(work.request)
-        if self._client._transport.submits_refused > refused:
+        if self._client.refused_submits > refused:
             self._rate.slow_down(_backoff.now())
         else:
             self._rate.recover()
@@ -432,7 +426,7 @@ class Batch:
         log.warning("item %s failed: %s", work.key, error)
         return work.outcome(error=error)
 
-    def _shift(self, work: Work, stage: str) -> None:
+    def _shift(self, work: Work, stage: Stage) -> None:
         if stage != work.stage:
             self._tally.move(work.stage, stage)
             work.stage = stage

@@ -13,7 +13,6 @@ batch's workers is free.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final
 
@@ -22,12 +21,10 @@ import anyio.lowlevel
 
 from odiqueue import _wire
 from odiqueue._errors import InvalidParameterError, OdiqueueError
-from odiqueue._models import BatchItem, ImageRequest
+from odiqueue._models import BatchItem, Item
+from odiqueue._request import ImageRequest
 
-__all__ = ["Feed", "Item", "ItemKeys", "bad_item"]
-
-
-Item = str | ImageRequest | tuple[str, ImageRequest] | BatchItem
+__all__ = ["Feed", "ItemKeys", "bad_item"]
 
 
 class ItemKeys:
@@ -68,7 +65,7 @@ class ItemKeys:
                 f"item {index}: expected a prompt string, an ImageRequest or a "
                 f"(key, ImageRequest) pair, got {type(item).__name__}"
             )
-        digest = _digest(json.dumps(_wire.request_to_json(request), sort_keys=True))
+        digest = _digest(_wire.canonical_json(_wire.request_to_json(request)))
         occurrence = self._occurrences.get(digest, 0)
         self._occurrences[digest] = occurrence + 1
         return f"{digest.hex()[:16]}-{occurrence}", request

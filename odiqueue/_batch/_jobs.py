@@ -20,8 +20,10 @@ import anyio
 import attrs
 
 from odiqueue._batch._manifest import Journal
+from odiqueue._batch._progress import Stage
 from odiqueue._errors import OdiqueueError
-from odiqueue._models import CancelOutcome, ImageRequest, ImageResult, JobHandle, JobStatus, Outcome
+from odiqueue._models import CancelOutcome, ImageResult, JobHandle, JobStatus, Outcome
+from odiqueue._request import ImageRequest
 
 __all__ = ["LiveJobs", "Work"]
 
@@ -46,7 +48,7 @@ class Work:
     submitted_at: float | None = None
     started_at: float | None = None
     completed_at: float | None = None
-    stage: str = "waiting"
+    stage: Stage = "waiting"
     template: str | None = None
     result: ImageResult | None = None
 

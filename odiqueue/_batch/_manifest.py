@@ -43,14 +43,14 @@ log = logging.getLogger("odiqueue")
 MANIFEST_NAME: Final = "manifest.jsonl"
 LOCK_NAME: Final = ".odiqueue.lock"
 
-Stage = Literal["intent", "submitted", "saved", "failed", "cancelled"]
+Event = Literal["intent", "submitted", "saved", "failed", "cancelled"]
 
 
 @attrs.define
 class KeyState:
     """What earlier runs recorded about one key."""
 
-    stage: Stage
+    stage: Event
     attempt: int = 0
     handle: JobHandle | None = None
     files: tuple[Mapping[str, Any], ...] = ()
@@ -112,7 +112,7 @@ class Journal:
                 setattr(self, name, None)
                 os.close(fd)
 
-    def write(self, event: Stage, key: str, **fields: Any) -> bool:
+    def write(self, event: Event, key: str, **fields: Any) -> bool:
         """Append one event line; False when the disk refuses it (a full disk, a removed
         folder). That is logged once and kept in :attr:`failure`, never raised: the jobs
         already paid for must go on to be saved whatever the manifest can still hold."""

@@ -163,7 +163,7 @@ class Poller:
         """
         last_look = clock.last_poll_at if clock.last_poll_at is not None else clock.submitted_at
         started = self._end_mark(clock, status)
-        policy = self._client._poll
+        policy = self._client.poll_policy
         while True:
             delay = next_poll(clock, status, last_look, self._known, policy, self._rng, scout=scout)
             wait = last_look + delay - _backoff.now()

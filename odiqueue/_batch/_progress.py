@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Literal, get_args
 
 import attrs
 
 from odiqueue import _backoff
 
-__all__ = ["Progress", "Tally"]
+__all__ = ["Counter", "Progress", "Stage", "Tally"]
+
+#: Where an item is in a batch; each stage is a counter of :class:`Progress`.
+Stage = Literal["waiting", "queued", "running", "saved", "failed"]
+#: Everything :class:`Progress` counts.
+Counter = Literal[
+    "waiting",
+    "queued",
+    "running",
+    "saved",
+    "failed",
+    "skipped",
+    "retried",
+    "uncertain",
+    "polls",
+    "bytes",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -51,30 +67,24 @@ class Tally:
 
     def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
         self._on_progress = on_progress
-        self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._counts: dict[str, int] = dict.fromkeys(get_args(Counter), 0)
         self.started = 0.0
 
     def snapshot(self) -> Progress:
         """The counts right now."""
         return Progress(**self._counts, elapsed=_backoff.now() - self.started)
 
-    def bump(self, counter: str, by: int = 1) -> None:
+    def bump(self, counter: Counter, by: int = 1) -> None:
         """Add to a counter, without telling anyone yet (see :meth:`changed`)."""
         self._counts[counter] += by
 
-    def move(self, old: str, new: str) -> None:
+    def move(self, old: Stage, new: Stage) -> None:
         """An item moved from stage ``old`` to stage ``new``; told at once."""
-        counts = self._counts
-        if old in counts:
-            counts[old] -= 1
-        if new in counts:
-            counts[new] += 1
+        self._counts[old] -= 1
+        self._counts[new] += 1
         self.changed()
 
     def changed(self) -> None:
         """Tell ``on_progress`` the counts as they are now."""
         if self._on_progress is not None:
             self._on_progress(self.snapshot())
-
-
-_COUNTERS: Final = tuple(name for name in attrs.fields_dict(Progress) if name != "elapsed")

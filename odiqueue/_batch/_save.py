@@ -3,25 +3,22 @@
 Images are saved one at a time per job, and at most ``DOWNLOAD_CONCURRENCY`` at once per
 batch: downloads are bound by bandwidth, not by how many run at once, and each holds a
 buffer (up to ``_sink.FLUSH_BYTES``), so a few at a time keep memory flat however large
-the images. Eight ran as fast as sixteen against a local server, in 20 MB less (300 jobs
-of four 2 MB images: about 90 jobs/s either way, 68 MB of peak memory against 89). Every
-file goes through :meth:`AsyncClient.download` (streamed to a part file, verified,
-renamed).
+the images (scenario 3 of ``python -m benchmarks`` measures it). Every file goes through
+:meth:`AsyncClient.download` (streamed to a part file, verified, renamed).
 """
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from odiqueue import _backoff
 from odiqueue._batch._throttle import take
-from odiqueue._errors import JobFailedError, OdiqueueError, OutputFileError
-from odiqueue._models import ImageRequest, ImageResult, JobHandle
+from odiqueue._errors import JobFailedError, OutputFileError
+from odiqueue._models import ImageResult, JobHandle
 from odiqueue._naming import image_path, second_name
+from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 
 if TYPE_CHECKING:
@@ -32,7 +29,6 @@ __all__ = ["DOWNLOAD_CONCURRENCY", "Collector"]
 #: Image downloads of one batch that run at once.
 DOWNLOAD_CONCURRENCY: Final = 8
 #: Asks for a result the server said was ready but does not serve yet.
-_RESULT_TRIES: Final = 8
 
 
 class Collector:
@@ -42,7 +38,6 @@ class Collector:
         self._client = client
         self._out_dir = out_dir
         self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
-        self._rng = random.Random()
 
     def path(
         self,
@@ -82,7 +77,7 @@ class Collector:
         ``apart`` (another item of the batch holds the name) it goes there at once.
         """
         if result is None:
-            result = await self._fetch(handle)
+            result = await self._client.completed_result(handle)
         if not result.images:
             raise JobFailedError(
                 "the job completed without any image", request_id=handle.request_id
@@ -110,17 +105,3 @@ class Collector:
                 self._downloads.release()
             saved.append(file)
         return saved
-
-    async def _fetch(self, handle: JobHandle) -> ImageResult:
-        """The result of a job seen completed, asked for again while it is not served yet."""
-        for attempt in range(_RESULT_TRIES):
-            result = await self._client.result(handle)
-            if result is not None:
-                return result
-            await _backoff.sleep(
-                _backoff.retry_delay(attempt + 1, self._client._transport.retry, self._rng)
-            )
-        raise OdiqueueError(
-            "the job completed but its result never became available",
-            request_id=handle.request_id,
-        )

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from odiqueue._client import AsyncClient
-from odiqueue._config import DEFAULT_MODEL, PRESETS
-from odiqueue._models import (
-    Background,
-    Moderation,
-    OutputFormat,
-    Quality,
-    Size,
+from odiqueue._config import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_JOB_RETRIES,
+    DEFAULT_MODEL,
+    PRESETS,
 )
+from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = [
     "EXIT_FAILED",
@@ -54,38 +53,21 @@ def _choices(enum: type[Any]) -> list[str]:
 def _add_request_options(parser: argparse.ArgumentParser, *, for_every_row: bool) -> None:
     scope = " for every row (a row's own column wins)" if for_every_row else ""
     group = parser.add_argument_group("image parameters" + (" (defaults)" if for_every_row else ""))
-    group.add_argument(
-        "--size", choices=_choices(Size), help=f"image size{scope} (API default: auto)"
-    )
-    group.add_argument(
-        "--quality", choices=_choices(Quality), help=f"quality{scope} (API default: auto)"
-    )
-    group.add_argument(
-        "--background",
-        choices=_choices(Background),
-        help=f"background{scope} (API default: auto)",
-    )
-    group.add_argument(
-        "--format",
-        dest="output_format",
-        choices=_choices(OutputFormat),
-        help=f"file format{scope} (API default: png)",
-    )
-    group.add_argument(
-        "--compression",
-        dest="output_compression",
-        type=int,
-        metavar="0-100",
-        help=f"jpeg/webp compression{scope} (API default: 100)",
-    )
-    group.add_argument(
-        "--n", type=int, metavar="1-10", help=f"images per prompt{scope} (API default: 1)"
-    )
-    group.add_argument(
-        "--moderation",
-        choices=_choices(Moderation),
-        help=f"moderation{scope} (API default: auto)",
-    )
+    for parameter in PARAMETERS:
+        if not parameter.flag:
+            continue
+        api_default = ImageRequest.DEFAULTS.get(parameter.name)
+        help_text = f"{parameter.help}{scope}"
+        if api_default is not None:
+            help_text += f" (API default: {api_default})"
+        group.add_argument(
+            parameter.option,
+            dest=parameter.name,
+            choices=_choices(parameter.choices) if parameter.choices else None,
+            type=int if parameter.number else str,
+            metavar=parameter.number,
+            help=help_text,
+        )
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -136,11 +118,18 @@ def parser() -> argparse.ArgumentParser:
     _add_request_options(gen, for_every_row=True)
     _add_connection_options(gen)
     run = gen.add_argument_group("running")
-    run.add_argument("--concurrency", type=int, default=64, help="jobs in flight at once")
+    run.add_argument(
+        "--concurrency", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="jobs in flight at once"
+    )
     run.add_argument(
         "--rate", type=float, help="submits per second (default: none until the API asks)"
     )
-    run.add_argument("--max-retries", type=int, default=2, help="resubmits of a failed job")
+    run.add_argument(
+        "--max-retries",
+        type=int,
+        default=DEFAULT_MAX_JOB_RETRIES,
+        help="resubmits of a failed job",
+    )
     run.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="per-job deadline (default: none)"
     )
@@ -197,8 +186,7 @@ def parser() -> argparse.ArgumentParser:
 
 def request_params(args: argparse.Namespace) -> dict[str, Any]:
     """The image parameters given on the command line (unset ones left out)."""
-    names = ("size", "quality", "background", "output_format", "output_compression", "n")
-    params = {name: getattr(args, name) for name in (*names, "moderation")}
+    params = {p.name: getattr(args, p.name) for p in PARAMETERS if p.flag}
     return {k: v for k, v in params.items() if v is not None}
 
 

@@ -29,7 +29,8 @@ from odiqueue._cli._gallery import GalleryUpdater, record_input, write_after_run
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
-from odiqueue._models import BatchItem, ImageRequest, Outcome
+from odiqueue._models import BatchItem, Outcome
+from odiqueue._request import ImageRequest
 
 __all__ = ["run_generate"]
 

@@ -17,25 +17,15 @@ from typing import Any, Final
 import attrs
 
 from odiqueue._errors import InvalidParameterError
-from odiqueue._models import BatchItem, ImageRequest
+from odiqueue._models import BatchItem
 from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template
+from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = ["InputError", "RowProblem", "read_items", "read_table"]
 
-#: Columns that set a request parameter, with the aliases a spreadsheet may use.
-PARAMETER_COLUMNS: Final = {
-    "n": "n",
-    "size": "size",
-    "quality": "quality",
-    "background": "background",
-    "output_format": "output_format",
-    "format": "output_format",
-    "output_compression": "output_compression",
-    "compression": "output_compression",
-    "moderation": "moderation",
-    "user": "user",
-}
-_INT_FIELDS: Final = frozenset({"n", "output_compression"})
+#: Columns that set a request parameter (its name, or its short name), to the field.
+PARAMETER_COLUMNS: Final = {column: p.name for p in PARAMETERS for column in p.columns}
+_INT_FIELDS: Final = frozenset(p.name for p in PARAMETERS if p.number)
 MAX_PROBLEMS_SHOWN: Final = 20
 
 

@@ -9,13 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from odiqueue._cli._args import EXIT_FAILED, EXIT_OK, client_for, request_params
-from odiqueue._models import (
-    CancelOutcome,
-    ImageRequest,
-    OutputFormat,
-    Queued,
-    Running,
-)
+from odiqueue._models import CancelOutcome, Queued, Running
+from odiqueue._request import ImageRequest, OutputFormat
 
 __all__ = ["single_job"]
 
@@ -69,8 +64,9 @@ async def single_job(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         paths = []
         for index, image in enumerate(result.images):
-            fmt = (image.content_type or "image/png").split("/")[-1].replace("jpeg", "jpg")
-            target = args.out / f"{handle.request_id}_{index}.{fmt}"
+            # A first guess from the content type; the bytes decide (renamed below).
+            extension = (image.format or OutputFormat.PNG).extension
+            target = args.out / f"{handle.request_id}_{index}.{extension}"
             saved = await client.download(image, target, request_id=handle.request_id)
             paths.append(_named_by_format(saved.path, saved.format))
         urls = [image.url or "(inline)" for image in result.images]
