@@ -21,6 +21,7 @@ from PIL import Image
 
 from odiqueue import AsyncClient, ImageRequest
 from odiqueue._batch._manifest import Journal
+from odiqueue._cli import _gallery
 from odiqueue._cli._gallery import (
     INDEX_NAME,
     INPUT_NAME,
@@ -329,3 +330,26 @@ async def test_a_rerun_records_its_own_input(emu: Emulator, tmp_path: Path) -> N
         (None, "a kite"),
     ]
     assert [r["prompt"] for r in table(out / RESULTS_NAME)] == ["a boat"]
+
+
+async def test_thumbnails_past_the_time_budget_wait_for_the_next_rewrite(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a rewrite has no time left for new thumbnails, the page shows the images
+    themselves and says so; the next rewrite with time makes the thumbnails."""
+    async with AsyncClient(KEY, base_url=emu.base_url) as client:
+        async with client.generate_many(["a mug", "a lamp"], tmp_path) as outcomes:
+            assert all([outcome.ok async for outcome in outcomes])
+    monkeypatch.setattr(_gallery, "THUMB_SECONDS", -1.0)
+    _gallery.write_report(tmp_path)
+    page = (tmp_path / INDEX_NAME).read_text(encoding="utf-8")
+    sources = re.findall(r'<img class="output" [^>]*src="([^"]+)"', page)
+    assert len(sources) == 2
+    assert all(src.endswith(".png") for src in sources)
+    assert "2 image(s) are shown at full size" in page
+    monkeypatch.undo()
+    _gallery.write_report(tmp_path)
+    page = (tmp_path / INDEX_NAME).read_text(encoding="utf-8")
+    sources = re.findall(r'<img class="output" [^>]*src="([^"]+)"', page)
+    assert all(src.startswith(f"{THUMBS_DIR}/") for src in sources)
+    assert "shown at full size" not in page

@@ -39,7 +39,7 @@ from odiqueue._batch._items import ItemKeys
 from odiqueue._batch._manifest import MANIFEST_NAME, KeyState, files_present, read_manifest
 from odiqueue._cli._args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from odiqueue._cli._products import InputError, read_table
-from odiqueue._cli._thumbs import thumbnail
+from odiqueue._cli._thumbs import Thumbnails
 from odiqueue._models import BatchItem
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ FOLD_CHARS: Final = 160
 #: The columns results.csv adds after the input's own.
 RESULT_COLUMNS: Final = ("status", "files", "request_id", "error", "estimated_cost")
 _JINJA_HINT: Final = "pip install 'odiqueue[cli]'"
+#: Seconds one writing of the page may spend making new thumbnails.
+THUMB_SECONDS: Final = 20.0
 #: Seconds between rewrites while a batch runs (at least; see GalleryUpdater).
 REWRITE_EVERY: Final = 10.0
 
@@ -362,8 +364,8 @@ def _inert(text: str) -> str:
 
 def render_page(report: Report, *, running: bool = False) -> str:
     """The page's HTML. Every value goes into the template as data; the template escapes it."""
-    thumb = functools.partial(thumbnail, report.out_dir)
-    cards = [_card(entry, report.out_dir, thumb) for entry in report.entries]
+    thumbs = Thumbnails(report.out_dir, THUMB_SECONDS)
+    cards = [_card(entry, report.out_dir, thumbs) for entry in report.entries]
     cost = report.estimated_cost
     return _template().render(
         title=f"odiqueue: {report.out_dir.name or report.out_dir.resolve().name}",
@@ -379,6 +381,7 @@ def render_page(report: Report, *, running: bool = False) -> str:
         made=time.strftime("%Y-%m-%d %H:%M:%S"),
         manifest=MANIFEST_NAME,
         out=str(report.out_dir),
+        pending=thumbs.pending,
     )
 
 

@@ -3,6 +3,7 @@
 A thumbnail is named by the image's path, size and modification time, so it is made once
 and remade when the image changes; the page refers to it by a relative link. Without Pillow
 (or for a file Pillow cannot read) there is no thumbnail and the page shows the image itself.
+Thumbnails of images that are gone are left in place (a few kilobytes each).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Final
 
-__all__ = ["THUMBS_DIR", "thumbnail"]
+__all__ = ["THUMBS_DIR", "THUMB_PX", "Thumbnails"]
 
 log = logging.getLogger("odiqueue")
 
@@ -24,19 +26,35 @@ THUMB_PX: Final = 320
 _QUALITY: Final = 80
 
 
-def thumbnail(out_dir: Path, image: Path) -> str | None:
-    """A link (relative to ``out_dir``) to a thumbnail of ``image``; None without Pillow or
-    when the image cannot be read."""
-    try:
-        stat = image.stat()
-    except OSError:
-        return None
-    stamp = f"{image.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    name = hashlib.blake2b(stamp.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-    target = out_dir / THUMBS_DIR / f"{name}.jpg"
-    if not target.exists() and not _make(image, target):
-        return None
-    return urllib.parse.quote(f"{THUMBS_DIR}/{target.name}")
+class Thumbnails:
+    """The thumbnails of one page: those already made are reused at no cost; new ones are
+    made until ``budget`` seconds have gone, so that a page of thousands of new images is
+    still written in bounded time (the rest show the image itself, and are made by the
+    next rewrite)."""
+
+    def __init__(self, out_dir: Path, budget: float) -> None:
+        self.out_dir = out_dir
+        self._deadline = time.monotonic() + budget
+        #: Images shown at full size because the budget ran out.
+        self.pending = 0
+
+    def __call__(self, image: Path) -> str | None:
+        """A link (relative to the output folder) to a thumbnail of ``image``; None without
+        Pillow, for an image it cannot read, or once the budget is spent."""
+        try:
+            stat = image.stat()
+        except OSError:
+            return None
+        stamp = f"{image.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        name = hashlib.blake2b(stamp.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        target = self.out_dir / THUMBS_DIR / f"{name}.jpg"
+        if not target.exists():
+            if time.monotonic() > self._deadline:
+                self.pending += 1
+                return None
+            if not _make(image, target):
+                return None
+        return urllib.parse.quote(f"{THUMBS_DIR}/{target.name}")
 
 
 def _make(image: Path, target: Path) -> bool:
