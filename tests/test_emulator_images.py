@@ -13,7 +13,7 @@ from PIL import Image, ImageChops
 
 from odiqueue.testing import Emulator, EmulatorConfig
 from odiqueue.testing._images import Look, look_of, render
-from tests.conftest import until
+from tests.helpers import until
 
 pytestmark = pytest.mark.anyio
 

@@ -31,7 +31,7 @@ from odiqueue._cli._gallery import (
 )
 from odiqueue._cli._thumbs import THUMB_PX, THUMBS_DIR
 from odiqueue.testing import Emulator, EmulatorConfig
-from tests.conftest import until
+from tests.helpers import until
 
 pytestmark = pytest.mark.anyio
 
