@@ -353,3 +353,22 @@ async def test_thumbnails_past_the_time_budget_wait_for_the_next_rewrite(
     sources = re.findall(r'<img class="output" [^>]*src="([^"]+)"', page)
     assert all(src.startswith(f"{THUMBS_DIR}/") for src in sources)
     assert "shown at full size" not in page
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"input": "x", "columns": [], "rows": [1]}'])
+async def test_a_damaged_input_record_leaves_the_page_without_row_numbers(
+    emu: Emulator, tmp_path: Path, damage: str
+) -> None:
+    """A recorded input that is not what odiqueue wrote is ignored: the page still shows
+    every item from the manifest, and no results table is made from it."""
+    source = tmp_path / "p.txt"
+    source.write_text("a kite\na boat\n")
+    out = tmp_path / "out"
+    code, _, _ = await odiqueue("generate", source, "--out", out, "--base-url", emu.base_url)
+    assert code == 0
+    (out / INPUT_NAME).write_text(damage)
+    (out / RESULTS_NAME).unlink()
+    code, _, _ = await odiqueue("report", out)
+    assert code == 0
+    assert [(e.row, e.status) for e in load_report(out).entries] == [(None, "saved")] * 2
+    assert not (out / RESULTS_NAME).exists()

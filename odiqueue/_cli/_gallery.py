@@ -198,7 +198,7 @@ def load_report(out_dir: Path) -> Report:
         key = record["key"]
         listed.add(key)
         entries.append(
-            _entry(out_dir, key, states.get(key), record["row"], record, record.get("cells"))
+            _entry(out_dir, key, states.get(key), record["row"], record, record["cells"])
         )
     for key, state in states.items():
         if key not in listed:
@@ -219,7 +219,29 @@ def _read_input(out_dir: Path) -> Mapping[str, Any]:
     except (OSError, ValueError) as exc:
         log.warning("ignoring %s (%s): rows are shown without input row numbers", INPUT_NAME, exc)
         return {}
-    return value if isinstance(value, dict) else {}
+    if not _well_formed(value):
+        log.warning("ignoring %s (not as odiqueue writes it)", INPUT_NAME)
+        return {}
+    return value  # type: ignore[no-any-return]
+
+
+def _well_formed(value: object) -> bool:
+    """Whether a recorded input has the shape :func:`record_input` writes."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("input"), str)
+        and isinstance(value.get("columns"), list)
+        and all(isinstance(column, str) for column in value["columns"])
+        and isinstance(value.get("rows"), list)
+        and all(
+            isinstance(row, dict)
+            and isinstance(row.get("key"), str)
+            and isinstance(row.get("row"), int)
+            and isinstance(row.get("cells"), dict)
+            and isinstance(row.get("request"), (dict, type(None)))
+            for row in value["rows"]
+        )
+    )
 
 
 def _entry(
