@@ -29,8 +29,10 @@ from odiqueue._cli._gallery import (
     GalleryUpdater,
     load_report,
 )
+from odiqueue._cli._products import read_items
 from odiqueue._cli._thumbs import THUMB_PX, THUMBS_DIR
 from odiqueue.testing import Emulator, EmulatorConfig
+from odiqueue.testing._images import look_of, render
 from tests.helpers import until
 
 pytestmark = pytest.mark.anyio
@@ -372,3 +374,56 @@ async def test_a_damaged_input_record_leaves_the_page_without_row_numbers(
     assert code == 0
     assert [(e.row, e.status) for e in load_report(out).entries] == [(None, "saved")] * 2
     assert not (out / RESULTS_NAME).exists()
+
+
+def test_an_edit_shows_its_input_photos_beside_the_result(tmp_path: Path) -> None:
+    """An edit's references show beside its result: a URL as itself, a local photo (relative
+    to the input file) through a thumbnail, inline data and other schemes as text only."""
+    folder = tmp_path / "shop"
+    (folder / "photos").mkdir(parents=True)
+    photo = render("png", 640, 480, False, None, look_of({"prompt": "the real mug"}))
+    (folder / "photos" / "mug.png").write_bytes(photo)
+    source = folder / "p.txt"
+    source.write_text("a mug on oak\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = read_items(source, defaults={})
+    _gallery.record_input(out, source, rows)
+    key = load_report(out).entries[0].key
+    result = render("png", 1024, 1024, False, None, look_of({"prompt": "a mug on oak"}))
+    (out / "result.png").write_bytes(result)
+    references = ["http://127.0.0.1:9/photo.jpg", "photos/mug.png", "data:image/png;base64,AA"]
+    journal = Journal(out)
+    journal.open()
+    journal.write(
+        "submitted",
+        key,
+        attempt=1,
+        request_id="req-3",
+        status_url="http://127.0.0.1:9/v1/queue/gpt_image_1_edit/requests/req-3/status",
+        response_url="http://127.0.0.1:9/v1/queue/gpt_image_1_edit/requests/req-3",
+        cancel_url="http://127.0.0.1:9/v1/queue/gpt_image_1_edit/requests/req-3/cancel",
+        request={"prompt": "a mug on oak", "images": references, "mask": "javascript:alert(1)"},
+    )
+    journal.write(
+        "saved",
+        key,
+        request_id="req-3",
+        files=[{"name": "result.png", "size": len(result), "sha256": "-"}],
+    )
+    journal.close()
+    _gallery.write_report(out)
+    page = (out / INDEX_NAME).read_text(encoding="utf-8")
+    pictures = re.findall(r"<figure>(.*?)</figure>", page, re.S)
+    assert len(pictures) == 5  # three inputs, the mask, the result
+    assert 'src="http://127.0.0.1:9/photo.jpg"' in pictures[0]
+    local = re.search(r'href="([^"]+)"><img [^>]*src="([^"]+)"', pictures[1])
+    assert local is not None
+    assert local.group(1) == (folder / "photos" / "mug.png").resolve().as_uri()
+    assert local.group(2).startswith(f"{THUMBS_DIR}/")
+    assert "<img" not in pictures[2]
+    assert "inline image data" in pictures[2]
+    assert "<img" not in pictures[3]
+    assert "javascript:alert(1)" in pictures[3]
+    assert 'href="javascript' not in page
+    assert "<dt>model</dt><dd>gpt_image_1_edit</dd>" in page

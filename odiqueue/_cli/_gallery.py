@@ -66,6 +66,8 @@ RESULTS_NAME: Final = "results.csv"
 INPUT_NAME: Final = ".odiqueue-input.json"
 #: A prompt longer than this is folded on the page (its start stays visible).
 FOLD_CHARS: Final = 160
+#: Longer image references are no file names (base64 data, say): not looked up on disk.
+_MAX_PATH: Final = 4096
 #: The columns results.csv adds after the input's own.
 RESULT_COLUMNS: Final = ("status", "files", "request_id", "error", "estimated_cost")
 _JINJA_HINT: Final = "pip install 'odiqueue[cli]'"
@@ -387,7 +389,9 @@ def _inert(text: str) -> str:
 def render_page(report: Report, *, running: bool = False) -> str:
     """The page's HTML. Every value goes into the template as data; the template escapes it."""
     thumbs = Thumbnails(report.out_dir, THUMB_SECONDS)
-    cards = [_card(entry, report.out_dir, thumbs) for entry in report.entries]
+    # Relative image references are relative to the input file, as on the command line.
+    base = Path(report.source).parent if report.source else report.out_dir
+    cards = [_card(entry, report.out_dir, base, thumbs) for entry in report.entries]
     cost = report.estimated_cost
     return _template().render(
         title=f"odiqueue: {report.out_dir.name or report.out_dir.resolve().name}",
@@ -407,13 +411,15 @@ def render_page(report: Report, *, running: bool = False) -> str:
     )
 
 
-def _card(entry: Entry, out_dir: Path, thumb: Callable[[Path], str | None]) -> dict[str, Any]:
+def _card(
+    entry: Entry, out_dir: Path, base: Path, thumb: Callable[[Path], str | None]
+) -> dict[str, Any]:
     request = dict(entry.request)
     prompt = str(request.pop("prompt", "") or "")
-    inputs = [_reference(ref, out_dir, thumb) for ref in _references(request.pop("images", None))]
+    inputs = [_reference(ref, base, thumb) for ref in _references(request.pop("images", None))]
     mask = request.pop("mask", None)
     if isinstance(mask, str):
-        inputs.append({**_reference(mask, out_dir, thumb), "label": "mask"})
+        inputs.append({**_reference(mask, base, thumb), "label": "mask"})
     outputs = []
     for name in entry.files:
         href = urllib.parse.quote(name)
@@ -447,7 +453,7 @@ def _references(value: object) -> list[str]:
     return []
 
 
-def _reference(ref: str, out_dir: Path, thumb: Callable[[Path], str | None]) -> dict[str, Any]:
+def _reference(ref: str, base: Path, thumb: Callable[[Path], str | None]) -> dict[str, Any]:
     """An input image as the page links it: http(s) URLs as they are, local files through
     a thumbnail, anything else (inline data, a digest) as text only. Never another scheme:
     a ``javascript:`` reference must not become a link."""
@@ -457,10 +463,13 @@ def _reference(ref: str, out_dir: Path, thumb: Callable[[Path], str | None]) -> 
         return {"label": label, "text": ref, "href": ref, "src": ref}
     if scheme == "data":
         return {"label": label, "text": "inline image data", "href": None, "src": None}
-    path = Path(ref)
-    if len(ref) < 4096 and (path if path.is_absolute() else out_dir / path).is_file():
-        full = path if path.is_absolute() else out_dir / path
-        href = full.resolve().as_uri()
+    try:
+        full = (base / ref).resolve()  # an absolute ref stays itself
+        found = len(ref) < _MAX_PATH and full.is_file()
+    except (OSError, ValueError):
+        found = False
+    if found:
+        href = full.as_uri()
         return {"label": label, "text": ref, "href": href, "src": thumb(full) or href}
     return {"label": label, "text": ref, "href": None, "src": None}
 
