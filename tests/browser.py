@@ -84,6 +84,14 @@ class Page:
         while not await self.evaluate(check):
             await anyio.sleep(0.05)
 
+    async def reload(self) -> None:
+        """Reload the page (as its own refresh does) and wait for the new document."""
+        before = await self.evaluate("performance.timeOrigin")
+        await self.send("Page.reload")
+        check = f"performance.timeOrigin !== {before} && document.readyState === 'complete'"
+        while not await self.evaluate(check):
+            await anyio.sleep(0.05)
+
     async def click(self, selector: str) -> None:
         """A real mouse click at the middle of the element ``selector`` names."""
         box = await self.evaluate(

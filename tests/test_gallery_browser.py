@@ -40,7 +40,8 @@ _VISIBLE = """[...document.querySelectorAll("article.card")]
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install -y chromium)")
 async def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
     """Opened from file://, every thumbnail loads, the failed filter shows exactly the failed
-    items, a hostile prompt is shown as text and runs nothing; a screenshot is written."""
+    items (also after a reload), a hostile prompt is shown as text and runs nothing; a
+    screenshot is written."""
     assert CHROMIUM is not None
     rows = [
         ["id", "prompt"],
@@ -79,10 +80,12 @@ async def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
         assert HOSTILE in prompts
 
         assert await page.evaluate(_VISIBLE) == [row[0] for row in rows[1:]]
-        await page.click("label[for=show-failed]")
+        await page.click("a[href='#failed']")
         assert await page.evaluate(_VISIBLE) == ["lamp", "vase"]
         await page.screenshot(tmp_path / "failed.png")
-        await page.click("label[for=show-all]")
+        await page.reload()  # the filter is in the address: a reload keeps it
+        assert await page.evaluate(_VISIBLE) == ["lamp", "vase"]
+        await page.click("a.all")
         assert len(await page.evaluate(_VISIBLE)) == 6
         await page.screenshot(tmp_path / "gallery.png")
     for name in ("gallery.png", "failed.png"):
