@@ -303,8 +303,8 @@ async def test_the_page_is_rewritten_while_a_batch_runs(emu: Emulator, tmp_path:
             first = await outcomes.__anext__()
             page.poke(group)
             page.poke(group)  # while the first rewrite runs: not a second one
-            assert page._busy
-            await until(lambda: not page._busy)
+            assert page.busy
+            await until(lambda: not page.busy)
             text = (out / INDEX_NAME).read_text(encoding="utf-8")
             assert "this page reloads" in text
             assert text.count('class="card status-saved') == 1

@@ -514,6 +514,11 @@ class GalleryUpdater:
         self._busy = False
         self._warned = False
 
+    @property
+    def busy(self) -> bool:
+        """Whether a rewrite is running now."""
+        return self._busy
+
     def poke(self, group: anyio.abc.TaskGroup) -> None:
         """Start a rewrite in ``group`` if one is due and none is running."""
         if self._busy or time.monotonic() < self._due:
