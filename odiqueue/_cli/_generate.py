@@ -27,8 +27,9 @@ from odiqueue._cli._args import (
 )
 from odiqueue._cli._bar import make_view
 from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
-from odiqueue._cli._gallery import GalleryUpdater, record_input, write_after_run
+from odiqueue._cli._gallery import GalleryUpdater, write_after_run
 from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._report import record_input
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import (
     BudgetExceededError,
