@@ -7,7 +7,7 @@
 """
 
 from odiqueue._backoff import instant_waits
-from odiqueue._batch import Batch, Progress
+from odiqueue._batch import Batch, Progress, StopReport
 from odiqueue._client import AsyncClient
 from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
@@ -106,6 +106,7 @@ __all__ = [
     "SavedFile",
     "ServerError",
     "Size",
+    "StopReport",
     "SubmissionUncertainError",
     "Succeeded",
     "Timeouts",

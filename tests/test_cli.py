@@ -270,7 +270,7 @@ async def test_sigint_then_rerun_pays_nothing_twice(tmp_path: Path) -> None:
 
 
 async def test_sigint_cancels_in_flight_jobs(tmp_path: Path) -> None:
-    """Ctrl-C cancels the jobs in flight on the server; a rerun resubmits only those."""
+    """Ctrl-C cancels the queued jobs on the server; a rerun resubmits only those."""
     async with Emulator(EmulatorConfig(workers=4)) as emu:
         out, args = await _interrupt_midway(emu, tmp_path)
         cancelled = sum(1 for j in emu.stats.jobs.values() if j.cancelled)
