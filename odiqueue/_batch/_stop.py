@@ -82,14 +82,14 @@ class Stopper:
         self._left: list[str] = []
         self._grace_over = False
         self.requested = False
-        self._done = False
 
     @property
     def report(self) -> StopReport | None:
         """What the stop did so far; None when no stop was asked."""
         if not self.requested:
             return None
-        return StopReport(cancelled=tuple(self._cancelled), left=tuple(self._left), done=self._done)
+        done = self._grace_over and not self._guards  # submits on the wire settled too
+        return StopReport(cancelled=tuple(self._cancelled), left=tuple(self._left), done=done)
 
     @contextmanager
     def guard(self) -> Iterator[_Guard]:
@@ -132,7 +132,6 @@ class Stopper:
             if work is not None and work.handle is not None:
                 self._leave(work)
             guard.scope.cancel()
-        self._done = True
         if self._left:
             log.warning(
                 "stopped: %d job(s) left to run on the server; a rerun collects them by id",
