@@ -302,6 +302,7 @@ class AsyncClient:
         *,
         deadline: float | None = None,
         cancel_on_deadline: bool = True,
+        keep_remote: bool = False,
     ) -> ImageResult:
         """Wait for the job to finish and return its images.
 
@@ -309,6 +310,13 @@ class AsyncClient:
         it ends without images. When ``deadline`` passes, the job is cancelled on the server
         (unless ``cancel_on_deadline`` is false) and :class:`~odiqueue.DeadlineExceededError`
         is raised.
+
+        When the waiting task itself is cancelled (an ``anyio.fail_after`` or
+        ``asyncio.wait_for`` timeout, a web request whose client went away, Ctrl-C in
+        :class:`~odiqueue.Client`), the job is cancelled on the server too, shielded and
+        within ``BatchOptions.cancel_timeout``'s default (10 s), before the cancellation
+        goes on: nobody is left to collect its images. ``keep_remote=True`` leaves it
+        running (pick it up later with its id).
         """
         handle = self._handle(job)
         limit = deadline if deadline is not None else self._poll.deadline
@@ -324,6 +332,10 @@ class AsyncClient:
             raise DeadlineExceededError(
                 f"the job did not finish within {limit}s", request_id=handle.request_id
             ) from None
+        except anyio.get_cancelled_exc_class():
+            if not keep_remote:
+                await self._cancel_quietly(handle)
+            raise
 
     async def completed_result(self, job: JobHandle | str) -> ImageResult:
         """The images of a job whose status said it succeeded.
@@ -338,14 +350,21 @@ class AsyncClient:
         )
 
     async def generate(
-        self, request: ImageRequest | str, *, deadline: float | None = None
+        self,
+        request: ImageRequest | str,
+        *,
+        deadline: float | None = None,
+        keep_remote: bool = False,
     ) -> ImageResult:
         """Submit one request and wait for its images (``result.images``, in order).
 
         >>> result = await client.generate("A blue ceramic mug on oak, soft light")
+
+        Cancelling the task while it waits cancels the job on the server, unless
+        ``keep_remote`` (see :meth:`wait`).
         """
         handle = await self.submit(request)
-        return await self.wait(handle, deadline=deadline)
+        return await self.wait(handle, deadline=deadline, keep_remote=keep_remote)
 
     async def download(
         self,
@@ -438,8 +457,8 @@ class AsyncClient:
         return handle, self._transport.check_api_url(raw, what=what, request_id=handle.request_id)
 
     async def _cancel_quietly(self, handle: JobHandle) -> None:
-        with anyio.move_on_after(10, shield=True):
+        with anyio.move_on_after(DEFAULT_CANCEL_TIMEOUT, shield=True):
             try:
                 await self.cancel(handle)
-            except Exception as exc:  # best effort: the deadline error is what matters
+            except Exception as exc:  # best effort: the deadline or cancel is what matters
                 log.warning("could not cancel request %s: %s", handle.request_id, exc)
