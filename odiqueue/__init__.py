@@ -55,6 +55,7 @@ from odiqueue._models import (
 )
 from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
 from odiqueue._sink import SavedFile
+from odiqueue._sync import Client, SyncBatch
 
 __all__ = [
     "APIError",
@@ -66,6 +67,7 @@ __all__ = [
     "BatchOptions",
     "CancelOutcome",
     "Cancelled",
+    "Client",
     "ClientClosedError",
     "ConfigurationError",
     "ConnectError",
@@ -108,6 +110,7 @@ __all__ = [
     "Size",
     "SubmissionUncertainError",
     "Succeeded",
+    "SyncBatch",
     "Timeouts",
     "TransportError",
     "UnsafeURLError",
