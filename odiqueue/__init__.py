@@ -6,6 +6,7 @@
 ...     await client.download(result.images[0], "apple.png")
 """
 
+from odiqueue import _logging
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
@@ -56,6 +57,8 @@ from odiqueue._models import (
 from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
 from odiqueue._sink import SavedFile
 from odiqueue._sync import Client, SyncBatch
+
+_logging.configure_from_env()
 
 __all__ = [
     "APIError",
