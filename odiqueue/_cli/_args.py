@@ -7,6 +7,7 @@ API error (key, credits, permission), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,18 +17,24 @@ from odiqueue._config import (
     DEFAULT_MAX_JOB_RETRIES,
     DEFAULT_MODEL,
     PRESETS,
+    RetryPolicy,
 )
+from odiqueue._logging import log_to_stderr
 from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = [
+    "EMULATOR_KEY",
     "EXIT_FAILED",
     "EXIT_FATAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "client_for",
+    "emulator_client",
+    "emulator_url",
     "parser",
     "request_params",
+    "set_verbosity",
 ]
 
 EXIT_OK: Final = 0
@@ -35,6 +42,10 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
 EXIT_INTERRUPTED: Final = 130
+#: The key sent to an emulator (any non-empty key is accepted there).
+EMULATOR_KEY: Final = "emulator-demo-key"
+#: The log level each count of ``-v`` shows on stderr.
+VERBOSITY: Final = {1: logging.INFO, 2: logging.DEBUG}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -82,6 +93,13 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL if set)",
     )
     group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log on stderr: -v each job's milestones, -vv every HTTP call too",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.choices[name]
         _add_connection_options(sub)
         sub.add_argument(
+            "--emulator",
+            action="store_true",
+            help="talk to a running `odiqueue emulator` (no key needed) at --base-url, "
+            "default its own address",
+        )
+        sub.add_argument(
             "--output",
             choices=["text", "json", "id", "url"],
             default="text",
@@ -189,3 +213,25 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         base_url=args.base_url,
         model=args.model,
     )
+
+
+def emulator_url(args: argparse.Namespace) -> str:
+    """Where a single-job command finds ``odiqueue emulator``: --base-url, else its default."""
+    from odiqueue.testing._config import DEFAULT_PORT, DEFAULT_PREFIX
+
+    return args.base_url or f"http://127.0.0.1:{DEFAULT_PORT}{DEFAULT_PREFIX}"
+
+
+def emulator_client(args: argparse.Namespace) -> AsyncClient:
+    """A client for a local emulator: its placeholder key, and no long retries (a local
+    server that refuses the connection is not running, not busy)."""
+    return AsyncClient(
+        EMULATOR_KEY, base_url=emulator_url(args), model=args.model, retry=RetryPolicy(attempts=2)
+    )
+
+
+def set_verbosity(args: argparse.Namespace) -> None:
+    """Show the ``odiqueue`` logger on stderr at the level ``-v``/``-vv`` asks for."""
+    count = getattr(args, "verbose", 0)
+    if count:
+        log_to_stderr(VERBOSITY[min(count, max(VERBOSITY))])
