@@ -54,7 +54,15 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
-from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
+from odiqueue._request import (
+    Background,
+    CustomSize,
+    ImageRequest,
+    Moderation,
+    OutputFormat,
+    Quality,
+    Size,
+)
 from odiqueue._sink import SavedFile
 from odiqueue._sync import Client, SyncBatch
 
@@ -75,6 +83,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
+    "CustomSize",
     "DeadlineExceededError",
     "DecodeError",
     "Failed",
