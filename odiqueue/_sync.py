@@ -7,11 +7,13 @@ from a Jupyter cell or a Django view whose own thread may already run a loop.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 
@@ -50,6 +52,40 @@ _POLL: Final = PollPolicy()
 #: How long Ctrl-C waits for an interrupted call to clean up (its job's remote cancel is
 #: bounded by the cancel timeout; the margin covers the hop to the loop and back).
 _CLEANUP_WAIT: Final = DEFAULT_CANCEL_TIMEOUT + 5.0
+#: Clients opened and not closed yet: closed at exit, while their loops still run.
+_OPEN: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    for client in list(_OPEN):
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def _start_loop() -> tuple[anyio.from_thread.BlockingPortal, threading.Thread]:
+    """An event loop on a daemon thread, and the portal to it.
+
+    Not ``anyio.from_thread.start_blocking_portal``: its worker thread is joined at exit,
+    so a script that forgot ``close()`` would hang there instead of ending.
+    """
+    started: Future[anyio.from_thread.BlockingPortal] = Future()
+
+    async def serve() -> None:
+        async with anyio.from_thread.BlockingPortal() as portal:
+            started.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(serve, backend="asyncio")
+        except BaseException as exc:  # pragma: no cover - the loop failed to start
+            if not started.done():
+                started.set_exception(exc)
+
+    thread = threading.Thread(target=run, name="odiqueue.Client", daemon=True)
+    thread.start()
+    return started.result(), thread
 
 
 class Client:
@@ -97,7 +133,7 @@ class Client:
             seed=seed,
         )
         self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._portal_cm: contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal]
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -147,14 +183,14 @@ class Client:
         with self._lock:
             if self._portal is not None:
                 raise ClientClosedError("this Client is already open")
-            self._portal_cm = anyio.from_thread.start_blocking_portal("asyncio")
-            portal = self._portal_cm.__enter__()
+            portal, thread = _start_loop()
             try:
                 portal.call(self._client.__aenter__)
             except BaseException:
-                self._portal_cm.__exit__(None, None, None)
+                _stop_loop(portal, thread)
                 raise
-            self._portal = portal
+            self._portal, self._thread = portal, thread
+            _OPEN.add(self)
 
     def close(self) -> None:
         """Close the HTTP session and stop the background loop. Safe to call more than once."""
@@ -162,10 +198,12 @@ class Client:
             portal, self._portal = self._portal, None
             if portal is None:
                 return
+            _OPEN.discard(self)
             try:
                 portal.call(self._client.aclose)
             finally:
-                self._portal_cm.__exit__(None, None, None)
+                assert self._thread is not None
+                _stop_loop(portal, self._thread)
 
     def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call()`` on the client's loop and wait for it.
@@ -189,6 +227,8 @@ class Client:
         future: Future[T] = portal.start_task_soon(task)
         try:
             return future.result()
+        except CancelledError:
+            raise ClientClosedError("the client was closed during the call") from None
         except KeyboardInterrupt:
             future.cancel()
             finished.wait(_CLEANUP_WAIT)
@@ -351,6 +391,12 @@ class Client:
             on_progress=on_progress,
         )
         return SyncBatch(self, batch)
+
+
+def _stop_loop(portal: anyio.from_thread.BlockingPortal, thread: threading.Thread) -> None:
+    # Calls still running in other threads end with the loop (their futures are cancelled).
+    portal.call(portal.stop, True)
+    thread.join()
 
 
 class SyncBatch:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -224,6 +226,45 @@ def test_open_close_and_misuse() -> None:
             client.submit("after close")
         assert repr(client).startswith("Client(")
         assert KEY not in repr(client)
+
+
+def test_close_from_another_thread_ends_calls_in_flight() -> None:
+    """A call blocked in one thread ends with ClientClosedError when another closes the client."""
+    with served() as emu:
+        client = client_for(emu)
+        client.open()
+        errors: list[BaseException] = []
+
+        def waiting() -> None:
+            try:
+                client.generate(SLOW, keep_remote=True)
+            except BaseException as exc:
+                errors.append(exc)
+
+        waiter = threading.Thread(target=waiting)
+        waiter.start()
+        until(lambda: emu.stats.requests["status"] >= 1)
+        client.close()
+        waiter.join(WAIT_BOUND)
+    assert [type(e) for e in errors] == [ClientClosedError]
+
+
+def test_a_forgotten_close_does_not_hang_the_exit() -> None:
+    """A script that opens a Client and never closes it still exits, quietly."""
+    script = (
+        "from odiqueue import Client\n"
+        "client = Client('sk-forgotten-key-1234', base_url='http://127.0.0.1:9/model')\n"
+        "client.open()\n"
+        "print('opened')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_BOUND,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "opened\n", "")
 
 
 def test_bad_settings_fail_in_the_constructor() -> None:
