@@ -10,10 +10,19 @@ from odiqueue import _logging
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
-from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import VERSION as __version__  # noqa: F401 (re-exported, unlisted)
+from odiqueue._config import (
+    BatchOptions,
+    DownloadPolicy,
+    Limits,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
+    BudgetExceededError,
     ClientClosedError,
     ConfigurationError,
     ConnectError,
@@ -30,6 +39,7 @@ from odiqueue._errors import (
     NotFoundError,
     OdiqueueError,
     OutputFileError,
+    OutputFileExistsError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
@@ -54,6 +64,7 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
+from odiqueue._prices import PriceTable, load_prices
 from odiqueue._request import (
     Background,
     CustomSize,
@@ -76,6 +87,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchOptions",
+    "BudgetExceededError",
     "CancelOutcome",
     "Cancelled",
     "Client",
@@ -86,6 +98,7 @@ __all__ = [
     "CustomSize",
     "DeadlineExceededError",
     "DecodeError",
+    "DownloadPolicy",
     "Failed",
     "Image",
     "ImageDownloadError",
@@ -106,9 +119,11 @@ __all__ = [
     "OdiqueueError",
     "Outcome",
     "OutputFileError",
+    "OutputFileExistsError",
     "OutputFormat",
     "PermissionDeniedError",
     "PollPolicy",
+    "PriceTable",
     "Progress",
     "Quality",
     "Queued",
@@ -127,4 +142,5 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "instant_waits",
+    "load_prices",
 ]

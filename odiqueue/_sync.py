@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import ssl
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Iterator
@@ -27,6 +28,7 @@ from odiqueue._config import (
     DEFAULT_MODEL,
     DEFAULT_POLL_CONCURRENCY,
     DEFAULT_SUBMIT_BURST,
+    DownloadPolicy,
     Limits,
     PollPolicy,
     RetryPolicy,
@@ -35,6 +37,7 @@ from odiqueue._config import (
 from odiqueue._errors import ClientClosedError
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Outcome
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._prices import PriceTable
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 
@@ -49,6 +52,7 @@ _TIMEOUTS: Final = Timeouts()
 _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
 _POLL: Final = PollPolicy()
+_DOWNLOADS: Final = DownloadPolicy()
 #: How long Ctrl-C waits for an interrupted call to clean up (its job's remote cancel is
 #: bounded by the cancel timeout; the margin covers the hop to the loop and back).
 _CLEANUP_WAIT: Final = DEFAULT_CANCEL_TIMEOUT + 5.0
@@ -114,8 +118,12 @@ class Client:
         limits: Limits = _LIMITS,
         retry: RetryPolicy = _RETRY,
         poll: PollPolicy = _POLL,
+        downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
     ) -> None:
         # Made here, in the caller's thread, so a bad setting fails at once.
@@ -128,8 +136,12 @@ class Client:
             limits=limits,
             retry=retry,
             poll=poll,
+            downloads=downloads,
             allowed_hosts=allowed_hosts,
             allow_insecure_http=allow_insecure_http,
+            proxy=proxy,
+            trust_env=trust_env,
+            ssl_context=ssl_context,
             seed=seed,
         )
         self._portal: anyio.from_thread.BlockingPortal | None = None
@@ -362,6 +374,9 @@ class Client:
         resume: bool = True,
         keep_remote: bool = False,
         cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
+        max_images: int | None = None,
+        max_cost: float | None = None,
+        prices: PriceTable | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> SyncBatch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -388,6 +403,9 @@ class Client:
             resume=resume,
             keep_remote=keep_remote,
             cancel_timeout=cancel_timeout,
+            max_images=max_images,
+            max_cost=max_cost,
+            prices=prices,
             on_progress=on_progress,
         )
         return SyncBatch(self, batch)

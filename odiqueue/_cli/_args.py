@@ -1,7 +1,8 @@
 """The command line's arguments: the parser, the options every command shares, exit codes.
 
 Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
-API error (key, credits, permission), 130 interrupted.
+API error (key, credits, permission), 4 stopped at a budget cap, 130 interrupted,
+141 output closed early (a pipe).
 """
 
 from __future__ import annotations
@@ -17,17 +18,21 @@ from odiqueue._config import (
     DEFAULT_MAX_JOB_RETRIES,
     DEFAULT_MODEL,
     PRESETS,
+    VERSION,
     RetryPolicy,
 )
 from odiqueue._logging import log_to_stderr
+from odiqueue._prices import ENV_PRICES
 from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = [
     "EMULATOR_KEY",
+    "EXIT_BUDGET",
     "EXIT_FAILED",
     "EXIT_FATAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_OUTPUT_CLOSED",
     "EXIT_USAGE",
     "client_for",
     "emulator_client",
@@ -41,11 +46,14 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
+EXIT_BUDGET: Final = 4
 EXIT_INTERRUPTED: Final = 130
 #: The key sent to an emulator (any non-empty key is accepted there).
 EMULATOR_KEY: Final = "emulator-demo-key"
 #: The log level each count of ``-v`` shows on stderr.
 VERBOSITY: Final = {1: logging.INFO, 2: logging.DEBUG}
+#: What a shell reports for a tool ended by SIGPIPE (128 + 13): the output was closed early.
+EXIT_OUTPUT_CLOSED: Final = 141
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -94,6 +102,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
     group.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, ignoring HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+    )
+    group.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -110,9 +123,11 @@ def parser() -> argparse.ArgumentParser:
         epilog="Try it without a key:\n"
         "  odiqueue generate examples/products.csv --out out --emulator\n"
         "Exit codes: 0 all saved, 1 some failed, 2 usage or input error, "
-        "3 fatal API error (key, credits), 130 interrupted.",
+        "3 fatal API error (key, credits), 4 stopped at --max-images or --max-cost, "
+        "130 interrupted, 141 output closed early.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"odiqueue {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser(
@@ -160,7 +175,32 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--emulator", action="store_true", help="run against the bundled emulator (no key)"
     )
-    run.add_argument("--dry-run", action="store_true", help="check rows, print what would be sent")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check rows, print what would be sent and its estimated cost",
+    )
+    budget = gen.add_argument_group("budget (estimates from list prices: see --prices)")
+    budget.add_argument(
+        "--max-images",
+        type=int,
+        metavar="N",
+        help="stop submitting before the batch pays for more than N images (earlier runs in "
+        f"--out count); exit code {EXIT_BUDGET} when it stops",
+    )
+    budget.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="stop submitting before the estimated cost passes USD (earlier runs count)",
+    )
+    budget.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help=f"price table (JSON or TOML) laid over the defaults (default: ${ENV_PRICES} if "
+        "set, else OpenAI's list prices for gpt-image-1)",
+    )
 
     submit = commands.add_parser(
         "submit", help="submit one prompt, print its request id", formatter_class=_Formatter
@@ -212,6 +252,7 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         provider=None if args.base_url else args.provider,
         base_url=args.base_url,
         model=args.model,
+        trust_env=not args.no_proxy,
     )
 
 
@@ -226,7 +267,11 @@ def emulator_client(args: argparse.Namespace) -> AsyncClient:
     """A client for a local emulator: its placeholder key, and no long retries (a local
     server that refuses the connection is not running, not busy)."""
     return AsyncClient(
-        EMULATOR_KEY, base_url=emulator_url(args), model=args.model, retry=RetryPolicy(attempts=2)
+        EMULATOR_KEY,
+        base_url=emulator_url(args),
+        model=args.model,
+        retry=RetryPolicy(attempts=2),
+        trust_env=not args.no_proxy,
     )
 
 
