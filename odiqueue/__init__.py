@@ -4,6 +4,14 @@
 >>> async with AsyncClient() as client:
 ...     result = await client.generate(ImageRequest("A red apple on a white table"))
 ...     await client.download(result.images[0], "apple.png")
+
+Without ``await`` (scripts, notebooks, Django or Flask), :class:`Client` has the same calls:
+
+>>> from odiqueue import Client
+>>> with Client() as client:
+...     result = client.generate("A red apple on a white table")
+
+Logs go to the ``odiqueue`` logger; ``ODIQUEUE_LOG=debug`` prints them on stderr.
 """
 
 from odiqueue import _logging
