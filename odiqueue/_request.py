@@ -9,7 +9,7 @@ import enum
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, TypeVar, Union
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import attrs
 
@@ -136,9 +136,9 @@ class CustomSize:
     """
 
     #: Pixels across.
-    width: int
+    width: int = attrs.field(validator=lambda _, __, v: _check_side(v))
     #: Pixels down.
-    height: int
+    height: int = attrs.field(validator=lambda _, __, v: _check_side(v))
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
@@ -147,13 +147,18 @@ class CustomSize:
     def parse(cls, text: str) -> CustomSize:
         """``"2048x1152"`` as a :class:`CustomSize`; ValueError for anything else."""
         width, sep, height = text.strip().lower().partition("x")
-        if not (sep and width.isdigit() and height.isdigit()):
+        if not (sep and width.isdecimal() and height.isdecimal()):
             raise ValueError(f"not a WIDTHxHEIGHT size: {text!r}")
         return cls(int(width), int(height))
 
 
+def _check_side(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameterError("size", value, "a width and a height of 1 pixel or more")
+
+
 #: What ``size=`` takes: a :class:`Size`, its string, or a custom size built explicitly.
-SizeValue = Union[Size, SizeName, CustomSize, "tuple[int, int]"]
+SizeValue = Size | SizeName | CustomSize | tuple[int, int]
 
 
 C = TypeVar("C", bound=Choice)

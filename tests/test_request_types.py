@@ -64,3 +64,11 @@ def test_a_tuple_that_is_not_a_size_names_the_field(value: object) -> None:
     with pytest.raises(InvalidParameterError) as caught:
         ImageRequest("a", size=value)  # type: ignore[arg-type]
     assert caught.value.field == "size"
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 1024), (1024, -16), (True, 1024), ("2048", 1)])
+def test_custom_size_sides_are_whole_positive_numbers(width: object, height: object) -> None:
+    """CustomSize refuses a side that is not a whole number of pixels, naming size."""
+    with pytest.raises(InvalidParameterError) as caught:
+        CustomSize(width, height)  # type: ignore[arg-type]
+    assert caught.value.field == "size"
