@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import logging
@@ -414,7 +415,22 @@ class AsyncClient:
         Cancelling the task while it waits cancels the job on the server, unless
         ``keep_remote`` (see :meth:`wait`).
         """
-        handle = await self.submit(request)
+        # The submit runs as a task of its own: a native asyncio cancel (asyncio.wait_for,
+        # asyncio.timeout) passes through anyio's shield, and would drop the reply that
+        # names a job already paid for. Its reply is awaited whatever happens here.
+        submitting = asyncio.ensure_future(self.submit(request))
+        try:
+            handle = await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                try:
+                    handle = await submitting
+                except Exception as exc:  # no job was created, or none is known
+                    log.debug("submit of request (new): ended by %s after a cancel", exc)
+                else:
+                    if not keep_remote:
+                        await self._cancel_quietly(handle)
+            raise
         return await self.wait(handle, deadline=deadline, keep_remote=keep_remote)
 
     async def download(

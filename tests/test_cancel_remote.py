@@ -7,7 +7,8 @@ import asyncio
 import anyio
 import pytest
 
-from odiqueue import JobHandle
+from odiqueue import AsyncClient, JobHandle
+from odiqueue.testing import Emulator, EmulatorConfig, Faults
 from tests.helpers import emulated, until
 
 pytestmark = pytest.mark.anyio
@@ -77,3 +78,23 @@ async def test_finished_wait_sends_no_cancel() -> None:
         handle: JobHandle = await client.submit("a quick cup")
         await client.wait(handle)
     assert emu.stats.requests["cancel"] == 0
+
+
+@pytest.mark.parametrize("way", ["asyncio.wait_for", "anyio.fail_after"])
+async def test_cancelled_while_submitting_still_cancels_the_job(way: str) -> None:
+    """A timeout while the submit's reply is on its way: the reply is still read, and the
+    job it created is cancelled (a native asyncio cancel is not stopped by anyio's shield)."""
+    slow_submit = Faults(rate_slow=1.0, slow_seconds=1.0, calls=frozenset({"submit"}))
+    async with (
+        Emulator(EmulatorConfig(faults=slow_submit)) as emu,
+        AsyncClient("sk-submit-cancel-key-77", base_url=emu.base_url) as client,
+    ):
+        with pytest.raises(TimeoutError):
+            if way == "asyncio.wait_for":
+                await asyncio.wait_for(client.generate(SLOW), 0.3)
+            else:
+                with anyio.fail_after(0.3):
+                    await client.generate(SLOW)
+        (job,) = emu.stats.jobs.values()
+        assert job.cancelled
+        assert emu.stats.requests["cancel"] == 1
