@@ -22,6 +22,7 @@ from odiqueue._cli._args import (
     parser,
     set_verbosity,
 )
+from odiqueue._cli._gallery import run_report
 from odiqueue._cli._generate import run_generate
 from odiqueue._cli._single import single_job
 from odiqueue._errors import ConnectError, OdiqueueError
@@ -87,6 +88,8 @@ def _run(argv: Sequence[str] | None) -> int:
     set_verbosity(args)
     if args.command == "generate":
         return run_generate(args)
+    if args.command == "report":
+        return run_report(args.out)
     try:
         return anyio.run(single_job, args)
     except ValueError as exc:
