@@ -61,6 +61,7 @@ DEFAULT_READ_TIMEOUT: Final = 60.0
 DEFAULT_MAX_CONNECTIONS: Final = 100
 DEFAULT_MAX_JSON_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_MAX_INLINE_SUBMITS: Final = 8
 
 DEFAULT_RETRY_ATTEMPTS: Final = 8
 DEFAULT_RETRY_INITIAL: Final = 0.5
@@ -108,11 +109,14 @@ class Limits:
 
     ``max_connections`` sizes the one aiohttp connector; ``max_json_bytes`` and
     ``max_image_bytes`` cap what a reply may make the process hold or write.
+    ``max_inline_submits`` bounds the submits with local input files being sent at once:
+    each holds its files' base64 in memory until it is sent.
     """
 
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive)
     max_json_bytes: int = attrs.field(default=DEFAULT_MAX_JSON_BYTES, validator=_positive)
     max_image_bytes: int = attrs.field(default=DEFAULT_MAX_IMAGE_BYTES, validator=_positive)
+    max_inline_submits: int = attrs.field(default=DEFAULT_MAX_INLINE_SUBMITS, validator=_positive)
 
 
 @attrs.frozen(kw_only=True)

@@ -12,6 +12,7 @@ cancel, image
 submit         connect errors (never sent), 429 and 503 (refused)      anything else: a
                                                                       lost reply raises
                                                                       SubmissionUncertain
+upload         as status (an upload of an input file costs nothing)   as status
 =============  =====================================================  ==================
 """
 
@@ -68,6 +69,7 @@ _METHODS: Final[dict[Call, str]] = {
     "result": "GET",
     "cancel": "PUT",
     "image": "GET",
+    "upload": "POST",
 }
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
@@ -146,6 +148,10 @@ class Transport:
         named = host in self._allowed_hosts or f"{host}:{url.port}" in self._allowed_hosts
         return named and (url.scheme == "https" or (url.scheme == "http" and is_loopback(host)))
 
+    def trust(self, url: URL) -> None:
+        """Let ``url``'s origin receive the API key too (the upload endpoint the user named)."""
+        self._trusted.add(origin_of(url))
+
     def trusts(self, raw: str) -> bool:
         """:meth:`is_trusted` for a URL as text (one that does not parse is not trusted)."""
         if raw.startswith(self._own_prefix):
@@ -182,17 +188,20 @@ class Transport:
         url: URL,
         *,
         body: Any = None,
+        payload: bytes | None = None,
         request_id: str | None = None,
         tolerate: Callable[[int, bytes], bool] | None = None,
     ) -> Reply:
         """Send one API request and return its JSON reply, retrying what is safe to retry.
 
-        ``tolerate(status, body)`` marks an error status as a normal answer for this call (a
-        result that is not ready yet, a cancel of a finished job).
+        ``body`` is sent as JSON; ``payload`` is a body encoded already (an edit's, built
+        when it is sent). ``tolerate(status, body)`` marks an error status as a normal
+        answer for this call (a result that is not ready yet, a cancel of a finished job).
         """
         method = _METHODS[call]
         submit = call == "submit"
-        payload = None if body is None else _wire.dumps(body).encode()
+        if body is not None:
+            payload = _wire.dumps(body).encode()
 
         async def attempt() -> Reply:
             return await self._exchange(method, url, payload, request_id, tolerate, submit)
@@ -203,7 +212,7 @@ class Transport:
         self,
         method: str,
         url: URL,
-        payload: bytes | None,
+        payload: bytes | aiohttp.FormData | None,
         request_id: str | None,
         tolerate: Callable[[int, bytes], bool] | None,
         submit: bool,
@@ -246,6 +255,18 @@ class Transport:
                 raise Retryable(bad) from None
             return Reply(status, data, provider_id)
         raise self._error_for(status, body, headers, request_id, submit)
+
+    async def upload(self, url: URL, data: bytes, filename: str, content_type: str) -> Reply:
+        """POST one file as multipart form data (field ``file``), retried like a status call;
+        returns the JSON reply. The key goes along only to a trusted origin (see
+        :meth:`trust`)."""
+
+        async def attempt() -> Reply:
+            form = aiohttp.FormData()
+            form.add_field("file", data, filename=filename, content_type=content_type)
+            return await self._exchange("POST", url, form, None, None, False)
+
+        return await self.retrier.run(attempt, call="upload", request_id=None)
 
     def _scrub(self, body: bytes) -> bytes:
         """``body`` without the API key in it."""
@@ -291,7 +312,11 @@ class Transport:
         return error
 
     async def _send(
-        self, method: str, url: URL, payload: bytes | None, request_id: str | None
+        self,
+        method: str,
+        url: URL,
+        payload: bytes | aiohttp.FormData | None,
+        request_id: str | None,
     ) -> aiohttp.ClientResponse:
         """Send a request, following redirects by hand so the key never leaves its origin.
 
@@ -303,7 +328,7 @@ class Transport:
             raise RuntimeError("transport used after close")  # the client checks first
         for _ in range(_MAX_REDIRECTS + 1):
             headers = dict(self._auth) if self.is_trusted(url) else {}
-            if payload is not None:
+            if isinstance(payload, bytes):
                 headers["Content-Type"] = "application/json"
             response = await session.request(
                 method, url, data=payload, headers=headers, allow_redirects=False

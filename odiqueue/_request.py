@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -16,6 +17,14 @@ import attrs
 from odiqueue._errors import (
     InvalidParameterError,
 )
+from odiqueue._imageref import ImageRef
+from odiqueue._modelspecs import (
+    FIXED_SIZES,
+    MODELS,
+    model_violations,
+    parse_size,
+    size_allowed,
+)
 
 __all__ = [
     "MAX_IMAGES",
@@ -23,7 +32,9 @@ __all__ = [
     "PARAMETERS",
     "Background",
     "Choice",
+    "ImageRef",
     "ImageRequest",
+    "InputFidelity",
     "Moderation",
     "OutputFormat",
     "Parameter",
@@ -102,6 +113,13 @@ class Moderation(Choice):
     LOW = "low"
 
 
+class InputFidelity(Choice):
+    """How strongly an edit keeps its input images' details (gpt_image_1_edit; default low)."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
 C = TypeVar("C", bound=Choice)
 
 
@@ -117,8 +135,19 @@ def _choice(cls: type[C], field: str, value: object) -> C | None:
     raise InvalidParameterError(field, value, f"one of {allowed}")
 
 
-def _size(value: object) -> Size | None:
-    return _choice(Size, "size", value)
+def _size(value: object) -> Size | str | None:
+    # A custom WIDTHxHEIGHT is kept as text: which ones a model takes is its rule (see
+    # ``_modelspecs``), checked against the request's model or the client's.
+    if isinstance(value, str) and not isinstance(value, Size):
+        text = value.strip().lower().replace("\u00d7", "x")
+        if parse_size(text) is not None and text not in FIXED_SIZES:
+            return text
+    try:
+        return _choice(Size, "size", value)
+    except InvalidParameterError:
+        raise InvalidParameterError(
+            "size", value, "one of 1024x1024, 1024x1536, 1536x1024, auto, or WIDTHxHEIGHT"
+        ) from None
 
 
 def _quality(value: object) -> Quality | None:
@@ -135,6 +164,46 @@ def _output_format(value: object) -> OutputFormat | None:
 
 def _moderation(value: object) -> Moderation | None:
     return _choice(Moderation, "moderation", value)
+
+
+def _input_fidelity(value: object) -> InputFidelity | None:
+    return _choice(InputFidelity, "input_fidelity", value)
+
+
+def _some_model_takes(size: str) -> bool:
+    return isinstance(size, Size) or any(size_allowed(spec, size) for spec in MODELS.values())
+
+
+def _model(value: object) -> str | None:
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or not all(c.isalnum() or c in "_-." for c in text):
+        raise InvalidParameterError("model", value, "a model name like gpt_image_2_edit")
+    return text
+
+
+def _ref(field: str, value: object) -> ImageRef:
+    try:
+        return ImageRef.of(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            field, value, f"an http(s) URL or a local file ({exc})"
+        ) from None
+
+
+def _images(value: object) -> tuple[ImageRef, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike, ImageRef)):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        raise InvalidParameterError("images", value, "a list of image references")
+    return tuple(_ref(f"images[{i}]", item) for i, item in enumerate(value))
+
+
+def _mask(value: object) -> ImageRef | None:
+    return None if value is None else _ref("mask", value)
 
 
 def _int_in(field: str, low: int, high: int, extra: str = "") -> Any:
@@ -163,6 +232,12 @@ class Parameter:
     short: str | None = None
     #: Whether the command line has an option for it.
     flag: bool = True
+    #: Whether it is a field of the submit body (``model`` picks the queue instead).
+    wire: bool = True
+    #: Whether a cell holds several values, separated by ``|``.
+    listed: bool = False
+    #: A form the value may take beyond ``choices`` (``WxH`` for a custom size).
+    custom: str | None = None
 
     @property
     def option(self) -> str:
@@ -185,9 +260,12 @@ def _param(
     number: str | None = None,
     short: str | None = None,
     flag: bool = True,
+    wire: bool = True,
+    listed: bool = False,
+    custom: str | None = None,
 ) -> dict[str, Parameter]:
     # The name is filled in from the attrs field once the class exists (see PARAMETERS).
-    return {_PARAMETER: Parameter("", help, choices, number, short, flag)}
+    return {_PARAMETER: Parameter("", help, choices, number, short, flag, wire, listed, custom)}
 
 
 def _check_prompt(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -245,9 +323,12 @@ class ImageRequest:
         validator=_int_in("n", 1, MAX_IMAGES),
         metadata=_param("images per prompt", number="1-10"),
     )
-    #: Server default ``auto``.
-    size: Size | None = attrs.field(
-        default=None, kw_only=True, converter=_size, metadata=_param("image size", choices=Size)
+    #: Server default ``auto``. The gpt_image_2 models also take a custom ``WIDTHxHEIGHT``.
+    size: Size | str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_size,
+        metadata=_param("image size", choices=Size, custom="WxH"),
     )
     #: Server default ``auto``.
     quality: Quality | None = attrs.field(
@@ -288,6 +369,31 @@ class ImageRequest:
         validator=_check_user,
         metadata=_param("end-user id", flag=False),
     )
+    #: The model it is for (its queue), e.g. ``gpt_image_2_edit``; None: the client's model.
+    model: str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_model,
+        metadata=_param("model", flag=False, wire=False),
+    )
+    #: Input images of an edit: http(s) URLs, data: URIs or local files (see ImageRef).
+    images: tuple[ImageRef, ...] | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_images,
+        metadata=_param("input images", flag=False, listed=True),
+    )
+    #: An edit's mask: transparent areas are edited; it matches the first image's size.
+    mask: ImageRef | None = attrs.field(
+        default=None, kw_only=True, converter=_mask, metadata=_param("mask image", flag=False)
+    )
+    #: How strongly an edit keeps input details (gpt_image_1_edit only; server default low).
+    input_fidelity: InputFidelity | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_input_fidelity,
+        metadata=_param("how closely an edit keeps its input", choices=InputFidelity),
+    )
     #: Fields the API adds later, sent as they are.
     extra: Mapping[str, Any] = attrs.field(
         factory=dict, kw_only=True, converter=_freeze_extra, hash=False
@@ -302,6 +408,7 @@ class ImageRequest:
             "output_format": OutputFormat.PNG,
             "output_compression": 100,
             "moderation": Moderation.AUTO,
+            "input_fidelity": InputFidelity.LOW,
         }
     )
 
@@ -319,6 +426,40 @@ class ImageRequest:
                 "transparent",
                 "only with output_format png or webp (jpeg has no alpha)",
             )
+        if self.model is not None:
+            self.check_for(self.model)
+        elif isinstance(self.size, str) and not _some_model_takes(self.size):
+            # Without a model, a custom size must suit some model of the table; the client
+            # checks it against its own model when the request is sent.
+            wide = next(spec for spec in MODELS.values() if spec.custom_sizes)
+            raise InvalidParameterError("size", self.size, wide.size_rule)
+
+    def check_for(self, model: str) -> None:
+        """Raise :class:`~odiqueue.InvalidParameterError` if ``model`` refuses this request.
+
+        Naming the model, the field, the value and the rule. A model not in the table
+        (``_modelspecs.MODELS``) refuses nothing: only the common checks apply to it.
+        """
+        for violation in model_violations(model, self.rule_fields()):
+            raise InvalidParameterError(
+                violation.field, violation.value, violation.rule, model=model
+            )
+
+    def rule_fields(self) -> dict[str, Any]:
+        """The fields a model's rules look at, as plain values (as on the wire)."""
+        return {
+            "size": None if self.size is None else str(self.size),
+            "background": None if self.background is None else self.background.value,
+            "images": None if self.images is None else [str(ref) for ref in self.images],
+            "mask": None if self.mask is None else str(self.mask),
+            "input_fidelity": None if self.input_fidelity is None else self.input_fidelity.value,
+        }
+
+    @property
+    def files(self) -> tuple[ImageRef, ...]:
+        """Its local input files (images, then the mask): read when it is submitted."""
+        refs = (*(self.images or ()), *(() if self.mask is None else (self.mask,)))
+        return tuple(ref for ref in refs if ref.is_file)
 
     @property
     def format(self) -> OutputFormat:

@@ -31,7 +31,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from odiqueue import _backoff, _wire
+from odiqueue import _backoff, _edits
 from odiqueue._batch import _throttle
 from odiqueue._batch._admit import Intake
 from odiqueue._batch._items import Feed
@@ -108,7 +108,9 @@ class Batch:
         self._fatal: OdiqueueError | None = None
         self._bad_input: Exception | None = None
         self._task_group: TaskGroup | None = None
-        self._intake = Intake(out_dir, options, self._collector, self._live, self._tally)
+        self._intake = Intake(
+            out_dir, options, self._collector, self._live, self._tally, client.model
+        )
 
     # --- the caller's side -----------------------------------------------------------------
 
@@ -196,7 +198,7 @@ class Batch:
                     taken = await feed.next()
                     if taken is None:
                         return
-                    work = self._intake.take(*taken)
+                    work = await self._intake.take(*taken)
                 except Exception as exc:
                     # A bad item (or an input that raises) stops the reading, not the jobs
                     # already paid for: they finish and are delivered, then it is raised.
@@ -309,6 +311,12 @@ class Batch:
         return True
 
     async def _submit(self, work: Work) -> None:
+        # Worked out before the intent line: an input file that cannot be read fails the
+        # item without a submit. (Its digests come from a cache, filled at intake.)
+        if work.request.files:
+            record = await anyio.to_thread.run_sync(_edits.record, work.request)
+        else:
+            record = _edits.record(work.request)
         await self._rate.acquire()
         work.attempts += 1
         work.inherited = False
@@ -328,7 +336,8 @@ class Batch:
             status_url=handle.status_url,
             response_url=handle.response_url,
             cancel_url=handle.cancel_url,
-            request=_wire.request_to_json(work.request),
+            model=work.model,
+            request=record,
         )
         if not recorded:
             log.error(
