@@ -250,5 +250,8 @@ class EmulatorConfig:
     result_shape: ResultShape = attrs.field(default="outputs", validator=_literal(RESULT_SHAPES))
     #: Pad every image to about this many bytes (png, jpeg, webp), or None for natural size.
     image_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    #: Take inline input images (plain base64, data: URIs); False refuses them with a 422
+    #: naming the field, as a provider that takes only URLs would (the upload fallback).
+    accept_inline: bool = True
     #: Injected failures.
     faults: Faults = attrs.field(factory=Faults)
