@@ -22,9 +22,11 @@ from odiqueue._cli._args import (
     EXIT_OK,
     EXIT_USAGE,
     client_for,
+    option_names,
     request_params,
 )
 from odiqueue._cli._bar import make_view
+from odiqueue._cli._edits import take_inputs
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
@@ -41,11 +43,16 @@ FAILED_SHOWN: Final = 20
 def run_generate(args: argparse.Namespace) -> int:
     """Check everything, then run the batch; returns the exit code."""
     problem = _check_options(args)
-    if problem:
+    inputs = take_inputs(args, args.input, option_names(args))
+    if isinstance(inputs, str):
+        problem = problem or inputs
+    if problem or isinstance(inputs, str):
         print(f"odiqueue generate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        rows = read_items(args.input, defaults=request_params(args), template=args.template)
+        rows = read_items(
+            args.input, defaults=request_params(args), template=args.template, inputs=inputs
+        )
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -89,10 +96,11 @@ def _check_options(args: argparse.Namespace) -> str | None:
         probe: dict[str, Any] = {field: value}
         if field == "output_compression":
             probe["output_format"] = "jpeg"  # a row may choose jpeg or webp
+        flag = flags.get(field, "--" + field.replace("_", "-"))
         try:
             ImageRequest("probe", **probe)
         except InvalidParameterError as exc:
-            return f"{flags.get(field, '--' + field)} {value}: {exc.allowed}"
+            return f"{flag} {value}: {exc.allowed}"
     return None
 
 
