@@ -53,7 +53,17 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
-from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
+from odiqueue._imageref import ImageRef
+from odiqueue._modelspecs import ModelSpec
+from odiqueue._request import (
+    Background,
+    ImageRequest,
+    InputFidelity,
+    Moderation,
+    OutputFormat,
+    Quality,
+    Size,
+)
 from odiqueue._sink import SavedFile
 
 __all__ = [
@@ -75,8 +85,10 @@ __all__ = [
     "Failed",
     "Image",
     "ImageDownloadError",
+    "ImageRef",
     "ImageRequest",
     "ImageResult",
+    "InputFidelity",
     "InsufficientCreditsError",
     "InvalidParameterError",
     "InvalidRequestError",
@@ -87,6 +99,7 @@ __all__ = [
     "JobStatus",
     "Limits",
     "LogLine",
+    "ModelSpec",
     "Moderation",
     "NotFoundError",
     "OdiqueueError",
