@@ -38,6 +38,7 @@ from odiqueue._errors import (
     TransportError,
     UnsafeURLError,
 )
+from odiqueue._imageref import ImageRef
 from odiqueue._models import (
     BatchItem,
     Cancelled,
@@ -53,7 +54,6 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
-from odiqueue._imageref import ImageRef
 from odiqueue._modelspecs import ModelSpec
 from odiqueue._request import (
     Background,
