@@ -19,6 +19,7 @@ upload         as status (an upload of an input file costs nothing)   as status
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import random
@@ -72,6 +73,9 @@ _METHODS: Final[dict[Call, str]] = {
     "upload": "POST",
 }
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+#: Bodies larger than this (an edit's inline images) are sent from a file-like object, which
+#: aiohttp writes out in chunks rather than in one call that holds the event loop.
+_LARGE_BODY: Final = 1024 * 1024
 _MAX_REDIRECTS: Final = 5
 
 
@@ -263,7 +267,7 @@ class Transport:
 
         async def attempt() -> Reply:
             form = aiohttp.FormData()
-            form.add_field("file", data, filename=filename, content_type=content_type)
+            form.add_field("file", io.BytesIO(data), filename=filename, content_type=content_type)
             return await self._exchange("POST", url, form, None, None, False)
 
         return await self.retrier.run(attempt, call="upload", request_id=None)
@@ -328,10 +332,13 @@ class Transport:
             raise RuntimeError("transport used after close")  # the client checks first
         for _ in range(_MAX_REDIRECTS + 1):
             headers = dict(self._auth) if self.is_trusted(url) else {}
+            data: bytes | io.BytesIO | aiohttp.FormData | None = payload
             if isinstance(payload, bytes):
                 headers["Content-Type"] = "application/json"
+                if len(payload) > _LARGE_BODY:
+                    data = io.BytesIO(payload)
             response = await session.request(
-                method, url, data=payload, headers=headers, allow_redirects=False
+                method, url, data=data, headers=headers, allow_redirects=False
             )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:

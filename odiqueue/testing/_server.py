@@ -62,6 +62,8 @@ SHUTDOWN_GRACE = 0.25
 UPLOAD_PATH = "/api/v1/storage/files"
 #: The largest file the upload endpoint takes.
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+#: The largest request body the API origin reads.
+MAX_BODY_BYTES = 256 * 1024 * 1024
 #: Edit outputs kept drawn (a result reply and its download ask for the same one).
 _DRAWN_KEPT = 32
 _CREDITS_402 = {
@@ -196,7 +198,8 @@ class Emulator:
     # -- wiring ---------------------------------------------------------------------------
 
     def _api_app(self) -> web.Application:
-        app = web.Application()
+        # Edits carry their images inline (up to 16 of 10 MB, as base64) or as uploads.
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         queue = f"{self._config.prefix}/v1/queue/{{model}}"
         job = f"{queue}/requests/{{request_id}}"
         app.router.add_post(queue, self._api("submit", self._submit))
