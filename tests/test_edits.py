@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from PIL import Image as PILImage
@@ -20,6 +22,7 @@ from odiqueue import (
     ImageRequest,
     InvalidParameterError,
     InvalidRequestError,
+    JobFailedError,
     RetryPolicy,
 )
 from odiqueue._edits import INLINE_MAX_BYTES
@@ -114,8 +117,6 @@ async def test_a_local_file_is_sent_inline_as_plain_base64(tmp_path: Path) -> No
         job = only_job(emu)
     assert job.model == "gpt_image_1_edit"
     assert job.input_kinds == ("base64",)
-    import hashlib
-
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     assert job.params["images"] == [
         f"<base64 image/png {source.stat().st_size} bytes sha256:{digest}>"
@@ -169,7 +170,7 @@ async def test_a_url_input_is_fetched_by_the_emulator_from_loopback(tmp_path: Pa
         gone = ImageRequest("b", model="gpt_image_2_edit", images=[f"{host.url}/files/nope.png"])
         result = await client.generate(good)
         await client.download(result.images[0], tmp_path / "green.png")
-        with pytest.raises(Exception, match="nope.png answered HTTP 404"):
+        with pytest.raises(JobFailedError, match=r"nope\.png answered HTTP 404"):
             await client.generate(gone)
     assert [auth for _, auth in host.seen] == [None, None]
     with PILImage.open(tmp_path / "green.png") as image:
@@ -255,8 +256,6 @@ async def test_the_clients_model_is_checked_before_sending() -> None:
 async def test_the_emulator_refuses_each_models_rules_with_a_detail_list() -> None:
     """The emulator answers 422 with every broken rule of the model, as the providers do;
     an unknown model gets the common checks only."""
-    import aiohttp
-
     async with Emulator() as emu, aiohttp.ClientSession() as http:
         body = {"prompt": "x", "size": "2000x1000", "background": "transparent", "mask": "m"}
         async with http.post(
@@ -305,8 +304,6 @@ async def test_a_mixed_model_batch_goes_to_each_models_queue(tmp_path: Path) -> 
         "wide": "gpt_image_2",
         "edit": "gpt_image_1_edit",
     }
-    import hashlib
-
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     assert submitted["edit"]["request"]["images"] == [f"sha256:{digest}"]
     assert "/gpt_image_2/" in submitted["wide"]["status_url"]
