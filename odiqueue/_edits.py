@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -55,6 +56,7 @@ MAX_INPUT_BYTES: Final = 50 * 1024 * 1024
 InlineStyle = Literal["base64", "data_uri"]
 
 _HEAD_BYTES: Final = 16
+
 _DIGESTS_KEPT: Final = 4096
 _CHUNK: Final = 1024 * 1024
 
@@ -195,8 +197,16 @@ def body_bytes(
     request: ImageRequest, uploaded: Mapping[ImageRef, str], style: InlineStyle
 ) -> bytes:
     """The submit body, encoded: each local file's URL from ``uploaded``, else its data
-    inline. Raises InvalidParameterError naming the field for a file that cannot be sent."""
+    inline. Raises InvalidParameterError naming the field for a file that cannot be sent.
+
+    The base64 text is spliced into the encoded JSON as bytes (it needs no escaping), so a
+    file's data exists as its bytes, its base64 and the body, never also as two strings.
+    """
     body = _wire.request_to_json(request)
+    marks: dict[str, tuple[bytes, bytes]] = {}
+    # Stands for a file's base64 until it is spliced in. Looked for with its quotes, which
+    # JSON escapes inside any other string, and random, so no other value can equal it.
+    token = secrets.token_hex(16)
 
     def inline(field: str, ref: ImageRef) -> str:
         url = uploaded.get(ref)
@@ -211,12 +221,23 @@ def body_bytes(
                 f"at most {INLINE_MAX_BYTES:,} bytes inline ({len(data):,}): set upload_url= "
                 "(--upload-url) so larger files are uploaded",
             )
-        encoded = base64.b64encode(data).decode("ascii")
+        prefix = f'"data:{content_type};base64,' if style == "data_uri" else '"'
+        mark = f"{token}-{len(marks)}"
+        marks[f'"{mark}"'] = (prefix.encode(), base64.b64encode(data))
         del data
-        return f"data:{content_type};base64,{encoded}" if style == "data_uri" else encoded
+        return mark
 
     _swap(body, request, inline)
-    return _wire.dumps(body).encode()
+    encoded = _wire.dumps(body).encode()
+    if not marks:
+        return encoded
+    parts: list[bytes] = []
+    for mark, (prefix, data) in marks.items():
+        head, _, encoded = encoded.partition(mark.encode())
+        parts += (head, prefix, data, b'"')
+    parts.append(encoded)
+    marks.clear()
+    return b"".join(parts)
 
 
 def _swap(body: dict[str, Any], request: ImageRequest, value: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 from collections.abc import Iterator
@@ -58,8 +59,10 @@ def kind_of(value: str) -> RefKind:
     return "data_uri" if head.startswith("data:") else "base64"
 
 
+@functools.lru_cache(maxsize=8)
 def decode_inline(value: str) -> bytes | None:
-    """The bytes of a data: URI or a plain base64 string; None when it is neither."""
+    """The bytes of a data: URI or a plain base64 string; None when it is neither (the
+    last few are kept: a submit's checks, summary and drawing all read the same one)."""
     if value[:5].lower() == "data:":
         head, comma, value = value.partition(",")
         if not comma or not head.endswith(";base64"):
