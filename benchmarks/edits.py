@@ -16,6 +16,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+from benchmarks.__main__ import _figures
 from benchmarks._harness import ROOT, EmulatorProcess
 from odiqueue.testing._images import render
 
@@ -69,7 +70,9 @@ def main() -> None:
             raise SystemExit(f"edits_run failed ({done.returncode}):\n{done.stderr[-3000:]}")
         run = json.loads(lines[-1])
         stats = emu.stats()
+    table = _figures("odiqueue", run, stats, args.jobs, 1)
     row = {
+        **table,
         "scenario": "edits",
         "jobs": args.jobs,
         "photo_mb": args.photo_mb,
