@@ -241,8 +241,8 @@ class Parameter:
 
     @property
     def option(self) -> str:
-        """The command line's option for it (``--size``, ``--format``)."""
-        return f"--{self.short or self.name}"
+        """The command line's option for it (``--size``, ``--format``, ``--input-fidelity``)."""
+        return "--" + (self.short or self.name).replace("_", "-")
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -250,3 +250,35 @@ async def test_inline_refusal_is_retried_through_the_upload_option(tmp_path: Pat
     assert stats.uploads == 1
     assert stats.jobs_created == 1
     assert stats.refused_by_model == {"gpt_image_2_edit": 2}
+
+
+async def test_image_mask_and_fidelity_options_apply_to_every_row(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """``--image`` (after a row's own), ``--mask`` and ``--input-fidelity`` go with every
+    row; ``--input-fidelity`` for gpt_image_2_edit is refused naming the option."""
+    logo = photo(tmp_path / "logo.png", (0, 0, 0))
+    mask = photo(tmp_path / "mask.png", (0, 0, 0), alpha=True)
+    photo(tmp_path / "list" / "shoe.jpg", (120, 60, 30))
+    source = write_csv(
+        tmp_path / "list" / "l.csv", ["prompt", "images"], [["Shoe ad", "shoe.jpg"], ["Logo", ""]]
+    )
+    options = ["--image", logo, "--mask", mask, "--input-fidelity", "high"]
+    base = ["generate", source, "--base-url", emu.base_url, *options]
+    code, _, stderr = await odiqueue(
+        *base, "--out", tmp_path / "a", "--model", "gpt_image_1_edit", cwd=tmp_path
+    )
+    assert code == 0, stderr
+    jobs = sorted(emu.stats.jobs.values(), key=lambda job: job.params["prompt"])
+    assert [job.input_kinds for job in jobs] == [
+        ("base64", "base64"),
+        ("base64", "base64", "base64"),
+    ]
+    assert all(job.params["input_fidelity"] == "high" for job in jobs)
+    assert jobs[1].params["images"][1].endswith(f"sha256:{sha(logo).removeprefix('sha256:')}>")
+    code, _, stderr = await odiqueue(
+        *base, "--out", tmp_path / "b", "--model", "gpt_image_2_edit", cwd=tmp_path
+    )
+    assert code == 2
+    assert "column '--input-fidelity'" in stderr
+    assert emu.stats.requests["submit"] == 2

@@ -44,7 +44,6 @@ def add_edit_options(parser: argparse.ArgumentParser, *, for_rows: bool) -> None
         group.add_argument(
             "--image-column",
             action="append",
-            default=[],
             metavar="COL",
             help="a column whose cells are input images: URLs or files relative to INPUT, "
             f"several separated by '{SEPARATOR}' (repeatable)",
@@ -55,7 +54,6 @@ def add_edit_options(parser: argparse.ArgumentParser, *, for_rows: bool) -> None
     group.add_argument(
         "--image",
         action="append",
-        default=[],
         metavar="REF",
         help="an input image (URL or file)"
         + (" for every row" if for_rows else "")
@@ -109,7 +107,7 @@ def take_inputs(
 ) -> RowInputs | str:
     """The command line's edit options, checked; a message naming the flag when one is bad."""
     images: list[ImageRef] = []
-    for text in args.image:
+    for text in args.image or ():
         ref = _flag_ref("--image", text)
         if isinstance(ref, str):
             return ref
@@ -120,7 +118,7 @@ def take_inputs(
     return RowInputs(
         model=args.model,
         base=input_file.parent,
-        image_columns=tuple(c.strip().lower() for c in getattr(args, "image_column", [])),
+        image_columns=tuple(c.strip().lower() for c in getattr(args, "image_column", None) or ()),
         mask_column=(getattr(args, "mask_column", None) or "").strip().lower() or None,
         images=tuple(images),
         mask=mask,

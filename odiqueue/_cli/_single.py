@@ -22,7 +22,7 @@ async def single_job(args: argparse.Namespace) -> int:
     async with client_for(args) as client:
         if args.command == "submit":
             edits: dict[str, object] = {}
-            if args.image:
+            if args.image:  # None when not given
                 edits["images"] = args.image
             if args.mask:
                 edits["mask"] = args.mask
