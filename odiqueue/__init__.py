@@ -9,10 +9,19 @@
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
-from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import VERSION as __version__  # noqa: F401 (re-exported, unlisted)
+from odiqueue._config import (
+    BatchOptions,
+    DownloadPolicy,
+    Limits,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
+    BudgetExceededError,
     ClientClosedError,
     ConfigurationError,
     ConnectError,
@@ -29,6 +38,7 @@ from odiqueue._errors import (
     NotFoundError,
     OdiqueueError,
     OutputFileError,
+    OutputFileExistsError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
@@ -55,6 +65,7 @@ from odiqueue._models import (
     Succeeded,
 )
 from odiqueue._modelspecs import ModelSpec
+from odiqueue._prices import PriceTable, load_prices
 from odiqueue._request import (
     Background,
     ImageRequest,
@@ -74,6 +85,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchOptions",
+    "BudgetExceededError",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",
@@ -82,6 +94,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "DownloadPolicy",
     "Failed",
     "Image",
     "ImageDownloadError",
@@ -105,9 +118,11 @@ __all__ = [
     "OdiqueueError",
     "Outcome",
     "OutputFileError",
+    "OutputFileExistsError",
     "OutputFormat",
     "PermissionDeniedError",
     "PollPolicy",
+    "PriceTable",
     "Progress",
     "Quality",
     "Queued",
@@ -125,4 +140,5 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "instant_waits",
+    "load_prices",
 ]

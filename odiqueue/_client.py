@@ -7,6 +7,7 @@ import enum
 import logging
 import os
 import random
+import ssl
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -32,6 +33,7 @@ from odiqueue._config import (
     DEFAULT_SUBMIT_BURST,
     VERSION,
     BatchOptions,
+    DownloadPolicy,
     Limits,
     PollPolicy,
     RetryPolicy,
@@ -48,11 +50,15 @@ from odiqueue._errors import (
     DeadlineExceededError,
     InvalidParameterError,
     InvalidRequestError,
+    OutputFileError,
+    OutputFileExistsError,
 )
 from odiqueue._http import Reply, Transport
 from odiqueue._imageref import ImageRef
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._prices import PriceTable
+from odiqueue._proxy import ProxySettings
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 from odiqueue._waiting import raise_if_failed, served_result, status_changes
@@ -68,6 +74,7 @@ _TIMEOUTS: Final = Timeouts()
 _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
 _POLL: Final = PollPolicy()
+_DOWNLOADS: Final = DownloadPolicy()
 
 
 class _State(enum.Enum):
@@ -94,6 +101,14 @@ class AsyncClient:
     ``inline_images="data_uri"``, as data: URIs; ``upload_url`` names an upload endpoint
     (multipart POST, field ``file``, the same key: the key goes there only because it is
     named) used for files over 10 MB and when the server refuses inline data.
+
+    Requests go through the proxy named by ``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY``
+    (hosts in ``NO_PROXY`` excepted), as with requests and httpx, or through ``proxy`` (an
+    ``http://[user:password@]host:port`` URL) when given; ``trust_env=False`` ignores those
+    variables. The API key reaches an https API only inside the proxy's CONNECT tunnel; a
+    plain-http API is never reached through a proxy with the key (a ConfigurationError).
+    ``ssl_context`` replaces the system's certificate checks, e.g.
+    ``ssl.create_default_context(cafile="corp-ca.pem")`` behind a TLS-inspecting proxy.
     """
 
     def __init__(
@@ -107,10 +122,14 @@ class AsyncClient:
         limits: Limits = _LIMITS,
         retry: RetryPolicy = _RETRY,
         poll: PollPolicy = _POLL,
+        downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
         upload_url: str | None = None,
         inline_images: _edits.InlineStyle = "base64",
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
     ) -> None:
         check_model_name(model)
@@ -132,7 +151,19 @@ class AsyncClient:
         self._max_inline = limits.max_inline_submits
         self._inline: anyio.CapacityLimiter | None = None
         self._poll = poll
+        self._downloads = downloads
         self._rng = random.Random(seed)
+        proxies = ProxySettings.from_env(os.environ, proxy=proxy, trust_env=trust_env)
+        via = proxies.for_url(self._base)
+        if via is not None:
+            if self._base.scheme != "https":
+                raise ConfigurationError(
+                    f"base_url={str(self._base)!r} is plain http and would be reached through "
+                    f"the proxy {via}, which would read the API key: use https, list the host "
+                    "in NO_PROXY, or pass trust_env=False"
+                )
+            log.debug("requests to %s go through the proxy %s", self._base.host, via)
+        self._proxy_shown = None if via is None else via.shown
         self._transport = Transport(
             api_key=self._key,
             api_origin=self._base,
@@ -142,6 +173,8 @@ class AsyncClient:
             retry=retry,
             user_agent=f"odiqueue/{VERSION}",
             rng=self._rng,
+            proxies=proxies,
+            ssl_context=ssl_context,
         )
         if self._upload_url is not None:
             self._transport.trust(self._upload_url)
@@ -150,7 +183,9 @@ class AsyncClient:
     def __repr__(self) -> str:
         return (
             f"AsyncClient(base_url={str(self._base)!r}, model={self._model!r}, "
-            f"api_key={str(self._key)!r}, state={self._state.value!r})"
+            f"api_key={str(self._key)!r}, state={self._state.value!r}"
+            + ("" if self._proxy_shown is None else f", proxy={self._proxy_shown!r}")
+            + ")"
         )
 
     @property
@@ -184,15 +219,28 @@ class AsyncClient:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncClient:
+        await self.open()
+        return self
+
+    async def open(self) -> None:
+        """Open the HTTP session, for code that cannot use ``async with`` (an application's
+        startup hook); pair it with :meth:`aclose` (its shutdown hook).
+
+        >>> client = AsyncClient()
+        >>> await client.open()      # at startup
+        >>> await client.aclose()    # at shutdown
+
+        A client is opened once: opening it again, or after closing, raises
+        :class:`~odiqueue.ClientClosedError`.
+        """
         if self._state is not _State.UNOPENED:
             raise ClientClosedError(
-                f"this AsyncClient is {self._state.value}: a client is entered once; "
+                f"this AsyncClient is {self._state.value}: a client is opened once; "
                 "create a new one"
             )
         await self._transport.open()
         self._inline = anyio.CapacityLimiter(self._max_inline)
         self._state = _State.OPEN
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -206,7 +254,8 @@ class AsyncClient:
     def _require_open(self) -> None:
         if self._state is _State.UNOPENED:
             raise ClientClosedError(
-                "the client is not open: use `async with AsyncClient(...) as client:`"
+                "the client is not open: use `async with AsyncClient(...) as client:` "
+                "or `await client.open()`"
             )
         if self._state is _State.CLOSED:
             raise ClientClosedError("the client is closed: create a new AsyncClient")
@@ -261,7 +310,7 @@ class AsyncClient:
         ``model`` is the queue it was submitted to (default: the client's model).
         """
         if not isinstance(request_id, str) or not request_id.strip():
-            raise ValueError("request_id must be a non-empty string")
+            raise InvalidParameterError("request_id", request_id, "a non-empty string")
         endpoints = self._endpoints if model is None else self.endpoints(check_model_name(model))
         return JobHandle(request_id.strip(), *endpoints.job_urls(request_id.strip()))
 
@@ -464,19 +513,31 @@ class AsyncClient:
     ) -> SavedFile:
         """Save one image to ``path``: streamed in chunks to a part file, verified, renamed.
 
-        The file is checked to be non-empty, as long as the server announced, and an image of
-        the expected format (from ``expected_format`` or the image's content type). Downloads
-        are retried like any idempotent GET. An existing file is kept unless ``overwrite``:
-        :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
-        this image already). Image hosts other than the API's origin never receive the API
-        key; an error status from an image host raises :class:`ImageDownloadError`.
+        The file is checked to be non-empty, as long as the server announced, and a whole
+        image of the expected format (from ``expected_format`` or the image's content type),
+        as the client's :class:`DownloadPolicy` says (its structure, or a full decode); a
+        download that fails the check, or is slower than the policy allows, is retried like
+        any idempotent GET. An existing file is kept unless ``overwrite``:
+        :class:`~odiqueue.OutputFileExistsError` is raised, except when it holds the very same
+        bytes (it is this image already); a file that cannot be written (a full disk, no
+        permission) raises :class:`~odiqueue.OutputFileError`. Image hosts other than the
+        API's origin never receive the API key; an error status from an image host raises
+        :class:`~odiqueue.ImageDownloadError`.
         """
         self._require_open()
-        return await save_image(
-            self._transport, image, Path(path), overwrite, expected_format, request_id
-        )
-
-    # --- many jobs -------------------------------------------------------------------------
+        target = Path(path)
+        policy = self._downloads
+        try:
+            return await save_image(
+                self._transport, image, target, overwrite, expected_format, request_id, policy
+            )
+        except FileExistsError as exc:
+            raise OutputFileExistsError(str(exc), request_id=request_id) from exc
+        except OSError as exc:
+            # Network errors arrive translated (TransportError): an OSError here is the disk's.
+            raise OutputFileError(
+                f"could not write {target}: {exc}", request_id=request_id
+            ) from exc
 
     def generate_many(
         self,
@@ -494,6 +555,9 @@ class AsyncClient:
         resume: bool = True,
         keep_remote: bool = False,
         cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
+        max_images: int | None = None,
+        max_cost: float | None = None,
+        prices: PriceTable | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Batch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -508,8 +572,7 @@ class AsyncClient:
         completion order.
 
         The keywords are :class:`BatchOptions`' fields (each documented there, with its
-        default). Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
-        - ``on_progress`` is called with a :class:`Progress` snapshot at every change.
+        default). ``on_progress`` is called with a :class:`Progress` snapshot at every change.
         """
         from odiqueue._batch import Batch  # the engine builds on the client, never the reverse
 
@@ -526,10 +589,11 @@ class AsyncClient:
             resume=resume,
             keep_remote=keep_remote,
             cancel_timeout=cancel_timeout,
+            max_images=max_images,
+            max_cost=max_cost,
+            prices=PriceTable() if prices is None else prices,
         )
         return Batch(self, items, Path(out_dir), options, on_progress)
-
-    # --- helpers -------------------------------------------------------------------------
 
     def _handle(self, job: JobHandle | str) -> JobHandle:
         self._require_open()

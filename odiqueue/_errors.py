@@ -10,8 +10,10 @@
     ├── DecodeError                a reply that does not parse (names the JSON path)
     ├── ResponseTooLargeError      a reply or image over its size cap
     ├── OutputFileError            an image could not be written where it was meant to go
+    │   └── OutputFileExistsError  the name holds another file (also a FileExistsError)
     ├── ImageDownloadError         the image host answered with an error status (never fatal)
     ├── SubmissionUncertainError   the submit POST may have created a paid job: do not blindly retry
+    ├── BudgetExceededError        a batch's cap on images or estimated cost stopped a submit
     ├── TransportError             no HTTP reply at all
     │   ├── ConnectError           the request never reached the server
     │   └── RequestTimeoutError    connected, but no reply in time
@@ -60,6 +62,7 @@ __all__ = [
     "NotFoundError",
     "OdiqueueError",
     "OutputFileError",
+    "OutputFileExistsError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -155,6 +158,27 @@ class ResponseTooLargeError(OdiqueueError):
 class OutputFileError(OdiqueueError):
     """An image could not be saved: the file exists (and overwriting was not asked), or the
     disk refused it. A paid job stays recorded in the manifest, so a rerun fetches it again.
+    """
+
+
+class BudgetExceededError(OdiqueueError):
+    """A batch's cap (``max_images`` or ``max_cost``) was reached: this item was not
+    submitted, nor will any other of the batch be. Jobs already paid for finish and are
+    saved; the same batch run again with a higher cap continues where it stopped.
+
+    ``cap`` names the setting that stopped it, ``limit`` its value.
+    """
+
+    def __init__(self, message: str, *, cap: str, limit: float, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.cap = cap
+        self.limit = limit
+
+
+class OutputFileExistsError(OutputFileError, FileExistsError):
+    """The file to write exists with other bytes, and overwriting was not asked: it is kept.
+
+    Also a :class:`FileExistsError`, so code that caught that before still does.
     """
 
 

@@ -1,7 +1,8 @@
 """The command line's arguments: the parser, the options every command shares, exit codes.
 
 Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
-API error (key, credits, permission), 130 interrupted.
+API error (key, credits, permission), 4 stopped at a budget cap, 130 interrupted,
+141 output closed early (a pipe).
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from odiqueue._config import (
     DEFAULT_MAX_JOB_RETRIES,
     DEFAULT_MODEL,
     PRESETS,
+    VERSION,
 )
+from odiqueue._prices import ENV_PRICES
 from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = [
+    "EXIT_BUDGET",
     "EXIT_FAILED",
     "EXIT_FATAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_OUTPUT_CLOSED",
     "EXIT_USAGE",
     "client_for",
     "option_names",
@@ -36,7 +41,10 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
+EXIT_BUDGET: Final = 4
 EXIT_INTERRUPTED: Final = 130
+#: What a shell reports for a tool ended by SIGPIPE (128 + 13): the output was closed early.
+EXIT_OUTPUT_CLOSED: Final = 141
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -96,6 +104,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="model (queue) for rows without a model column: gpt_image_1, gpt_image_1_edit, "
         "gpt_image_2, gpt_image_2_edit, or a newer name (passed through unchecked)",
     )
+    group.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, ignoring HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,9 +119,11 @@ def parser() -> argparse.ArgumentParser:
         epilog="Try it without a key:\n"
         "  odiqueue generate examples/products.csv --out out --emulator\n"
         "Exit codes: 0 all saved, 1 some failed, 2 usage or input error, "
-        "3 fatal API error (key, credits), 130 interrupted.",
+        "3 fatal API error (key, credits), 4 stopped at --max-images or --max-cost, "
+        "130 interrupted, 141 output closed early.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"odiqueue {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser(
@@ -158,7 +173,32 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--emulator", action="store_true", help="run against the bundled emulator (no key)"
     )
-    run.add_argument("--dry-run", action="store_true", help="check rows, print what would be sent")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check rows, print what would be sent and its estimated cost",
+    )
+    budget = gen.add_argument_group("budget (estimates from list prices: see --prices)")
+    budget.add_argument(
+        "--max-images",
+        type=int,
+        metavar="N",
+        help="stop submitting before the batch pays for more than N images (earlier runs in "
+        f"--out count); exit code {EXIT_BUDGET} when it stops",
+    )
+    budget.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="stop submitting before the estimated cost passes USD (earlier runs count)",
+    )
+    budget.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help=f"price table (JSON or TOML) laid over the defaults (default: ${ENV_PRICES} if "
+        "set, else OpenAI's list prices for gpt-image-1)",
+    )
 
     submit = commands.add_parser(
         "submit", help="submit one prompt, print its request id", formatter_class=_Formatter
@@ -184,6 +224,15 @@ def parser() -> argparse.ArgumentParser:
             default="text",
             help="what to print: words, a JSON object, the id, or the URL(s)",
         )
+    report = commands.add_parser(
+        "report",
+        help="rebuild a batch's index.html and results.csv from its output folder",
+        description="Rebuild DIR/index.html (a page to review the batch) and DIR/results.csv "
+        "(one line per input row) from DIR/manifest.jsonl. `generate` writes both after "
+        "every run; this remakes them, e.g. while another process runs the batch.",
+        formatter_class=_Formatter,
+    )
+    report.add_argument("out", type=Path, metavar="DIR", help="the output folder of a batch")
     commands.add_parser(
         "emulator",
         help="serve the local emulator of the API (see: odiqueue emulator --help)",
@@ -213,4 +262,5 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         model=args.model,
         upload_url=getattr(args, "upload_url", None),
         inline_images="data_uri" if inline == "data-uri" else "base64",
+        trust_env=not args.no_proxy,
     )

@@ -253,5 +253,8 @@ class EmulatorConfig:
     #: Take inline input images (plain base64, data: URIs); False refuses them with a 422
     #: naming the field, as a provider that takes only URLs would (the upload fallback).
     accept_inline: bool = True
+    #: One image per format and size for every job, drawn once (for benchmarks), instead of
+    #: each job's own colours and the start of its prompt.
+    same_images: bool = False
     #: Injected failures.
     faults: Faults = attrs.field(factory=Faults)

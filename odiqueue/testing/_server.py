@@ -40,7 +40,13 @@ from odiqueue.testing._edits import (
     thumbnail,
 )
 from odiqueue.testing._faults import REFUSALS, FaultPicker, drop_connection, refusal, send_truncated
-from odiqueue.testing._images import CONTENT_TYPES, EXTENSIONS, PillowMissingError
+from odiqueue.testing._images import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    Look,
+    PillowMissingError,
+    look_of,
+)
 from odiqueue.testing._params import json_error, validate
 from odiqueue.testing._replies import ImageSpec, Replies, image_spec, new_request_id
 from odiqueue.testing._scheduler import JobTable
@@ -365,8 +371,8 @@ class Emulator:
         """The file of a job's images: drawn from its first input for an edit, else the
         emulator's gradient. PillowMissingError when the format needs Pillow."""
         spec = image_spec(job.params)
-        if job.thumbnail is None:
-            return await self._store.get(spec)
+        if job.thumbnail is None or self._config.same_images:
+            return await self._store.get(spec, self._look(job))
         drawn = self._drawn.get(job.request_id)
         if drawn is None:
             drawn = await asyncio.to_thread(draw_edit, job.thumbnail, *spec[:3])
@@ -440,11 +446,13 @@ class Emulator:
                     return drop_connection(request)
                 if fault in REFUSALS:
                     return refusal(fault, self._config.faults, f"cdn_{stats.requests['image']:04x}")
-            spec = self._image_spec_for(request)
-            job = self._table.get(request.match_info["request_id"])
-            if spec is None or job is None:
+            found = self._image_for(request)
+            if found is None:
                 return web.Response(status=404, text="Not Found")
+            spec, _ = found
             try:
+                job = self._table.get(request.match_info["request_id"])
+                assert job is not None  # found above
                 data = await self._job_image(job)
             except PillowMissingError as exc:
                 return web.Response(status=500, text=str(exc))
@@ -457,7 +465,7 @@ class Emulator:
         finally:
             stats.request_finished("image")
 
-    def _image_spec_for(self, request: web.Request) -> ImageSpec | None:
+    def _image_for(self, request: web.Request) -> tuple[ImageSpec, Look] | None:
         job = self._table.get(request.match_info["request_id"])
         self._table.advance(time.monotonic())
         if job is None or not job.succeeded:
@@ -466,7 +474,11 @@ class Emulator:
         index, dot, extension = request.match_info["name"].partition(".")
         if not (dot and index.isdigit() and extension == EXTENSIONS[spec[0]]):
             return None
-        return spec if int(index) < job.params.get("n", 1) else None
+        return (spec, self._look(job)) if int(index) < job.params.get("n", 1) else None
+
+    def _look(self, job: JobRecord) -> Look:
+        """The job's own colours and label, so that a demo's images can be told apart."""
+        return Look.PLAIN if self._config.same_images else look_of(job.params)
 
     async def _control_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats.to_json())
