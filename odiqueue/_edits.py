@@ -40,6 +40,7 @@ __all__ = [
     "file_digest",
     "identity",
     "large_files",
+    "mask_mismatch",
     "read_image",
     "record",
     "refs",
@@ -103,6 +104,26 @@ def check_file(path: Path, *, mask: bool = False) -> str | None:
     if mask:
         return _mask_problem(path)
     return None
+
+
+def mask_mismatch(image: Path, mask: Path) -> str | None:
+    """Why ``mask`` does not fit the edit's first image (another size), or None when it does
+    (or when Pillow, or a readable image, is not there to tell)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(image) as first, Image.open(mask) as masking:
+            sizes = first.size, masking.size
+    except (OSError, ValueError):
+        return None
+    if sizes[0] == sizes[1]:
+        return None
+    return (
+        f"{mask} is {sizes[1][0]}x{sizes[1][1]}, the first image {image} is "
+        f"{sizes[0][0]}x{sizes[0][1]}: a mask has the first image's size"
+    )
 
 
 def _mask_problem(path: Path) -> str | None:
@@ -174,10 +195,11 @@ def record(request: ImageRequest) -> dict[str, Any]:
     return body
 
 
-def identity(request: ImageRequest) -> dict[str, Any]:
-    """What names an item with no key of its own: its :func:`record`, and its model when the
-    request names one (requests without a model keep the keys earlier versions gave)."""
-    body = record(request)
+def identity(request: ImageRequest, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What names an item with no key of its own: its :func:`record` (``recorded`` when it
+    was worked out already), and its model when the request names one (requests without a
+    model keep the keys earlier versions gave)."""
+    body = dict(record(request) if recorded is None else recorded)
     if request.model is not None:
         body["model"] = request.model
     return body

@@ -23,10 +23,16 @@ async def emu() -> AsyncIterator[Emulator]:
         yield running
 
 
-def photo(path: Path, color: tuple[int, int, int], *, alpha: bool = False) -> Path:
+def photo(
+    path: Path,
+    color: tuple[int, int, int],
+    *,
+    alpha: bool = False,
+    size: tuple[int, int] = (48, 32),
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "RGBA" if alpha else "RGB"
-    PILImage.new(mode, (48, 32), (*color, 0) if alpha else color).save(path)
+    PILImage.new(mode, size, (*color, 0) if alpha else color).save(path)
     return path
 
 
@@ -165,6 +171,7 @@ async def test_bad_edit_rows_are_all_reported_before_anything_is_sent(
     photo(tmp_path / "ok.png", (1, 2, 3))
     (tmp_path / "notes.png").write_text("not an image")
     photo(tmp_path / "flat.png", (1, 2, 3))  # no alpha: not a mask
+    photo(tmp_path / "wide.png", (0, 0, 0), alpha=True, size=(64, 32))  # not ok.png's size
     many = "|".join(["ok.png"] * 17)
     source = write_csv(
         tmp_path / "list.csv",
@@ -178,6 +185,7 @@ async def test_bad_edit_rows_are_all_reported_before_anything_is_sent(
             ["fidelity on 2", "ok.png", "", "", "high", ""],
             ["size refused", "ok.png", "", "", "", "2000x1000"],
             ["mask without alpha", "ok.png", "flat.png", "", "", ""],
+            ["mask of another size", "ok.png", "wide.png", "", "", ""],
             ["fine", "ok.png", "", "", "", "2048x1152"],
         ],
     )
@@ -204,12 +212,13 @@ async def test_bad_edit_rows_are_all_reported_before_anything_is_sent(
         ("row 7, column 'input_fidelity'", "not taken by this model"),
         ("row 8, column 'size'", "multiples of 16"),
         ("row 9, column 'mask'", "no alpha channel"),
+        ("row 10, column 'mask'", "a mask has the first image's size"),
     ]
     lines = stderr.splitlines()
     for where, why in expected:
         assert any(where in line and why in line for line in lines), (where, stderr)
-    assert "row 10" not in stderr
-    assert "8 row(s) need fixing" in stderr
+    assert "row 11" not in stderr
+    assert "9 row(s) need fixing" in stderr
 
 
 async def test_a_model_rule_broken_by_an_option_names_the_option(

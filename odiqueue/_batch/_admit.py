@@ -88,9 +88,7 @@ class Intake:
                     key, _ = self._keys.identify(item, index, {"unreadable": str(exc)})
                     self._tally.bump("failed")
                     return Outcome(key=key, index=index, request=carried, error=exc)
-                identity = dict(record)
-                if carried.model is not None:
-                    identity["model"] = carried.model
+                identity = _edits.identity(carried, record)
                 key, request = self._keys.identify(item, index, identity)
         else:
             key, request = self._keys.identify(item, index)

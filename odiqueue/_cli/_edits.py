@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import attrs
 
-from odiqueue._edits import INLINE_MAX_BYTES, check_file, refs
+from odiqueue._edits import INLINE_MAX_BYTES, check_file, mask_mismatch, refs
 from odiqueue._errors import InvalidParameterError
 from odiqueue._imageref import ImageRef
 from odiqueue._request import ImageRequest
@@ -229,6 +229,11 @@ def check_request(
                 )
         if problem is not None:
             found.append((column, problem))
+    if request.images and request.mask is not None and not found:
+        first, mask = request.images[0].path, request.mask.path
+        problem = None if first is None or mask is None else mask_mismatch(first, mask)
+        if problem is not None:
+            found.append((came_from.get(request.mask, "mask"), problem))
     return found
 
 
