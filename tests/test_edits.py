@@ -65,6 +65,8 @@ class FileHost:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.seen: list[tuple[str, str | None]] = []
+        #: The User-Agent of every request, in order.
+        self.agents: list[str] = []
         self.url = ""
 
     def app(self) -> web.Application:
@@ -75,6 +77,7 @@ class FileHost:
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         self.seen.append((request.path, request.headers.get("Authorization")))
+        self.agents.append(request.headers.get("User-Agent", ""))
         data = self.files.get(request.match_info["name"])
         if data is None:
             return web.Response(status=404)
@@ -135,9 +138,9 @@ async def test_data_uri_style_and_urls_passed_through(tmp_path: Path) -> None:
     assert job.input_kinds == ("data_uri", "url")
     assert job.params["images"][1] == url
     assert job.params["images"][0].startswith("<data_uri image/jpeg ")
-    # Only the first input is read by the emulator: the URL (second) was not fetched by
-    # anyone, and above all not by the client with its key.
-    assert host.seen == []
+    # The one fetch of the URL is the emulator's (to check it): none came from the client.
+    assert host.seen == [("/files/logo.png", None)]
+    assert not any(agent.startswith("odiqueue") for agent in host.agents)
 
 
 async def test_the_output_is_drawn_from_the_first_input_image(tmp_path: Path) -> None:
@@ -172,7 +175,12 @@ async def test_a_url_input_is_fetched_by_the_emulator_from_loopback(tmp_path: Pa
         await client.download(result.images[0], tmp_path / "green.png")
         with pytest.raises(JobFailedError, match=r"nope\.png answered HTTP 404"):
             await client.generate(gone)
-    assert [auth for _, auth in host.seen] == [None, None]
+        far = ImageRequest(
+            "c", model="gpt_image_2_edit", images=[good.images[0], "https://example.com/x.png"]
+        )
+        with pytest.raises(JobFailedError, match=r"images\[1\]: example\.com is not a loopback"):
+            await client.generate(far)
+    assert [auth for _, auth in host.seen] == [None, None, None]
     with PILImage.open(tmp_path / "green.png") as image:
         assert image.convert("RGB").getpixel((512, 512))[1] > 150
 

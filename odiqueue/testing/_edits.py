@@ -25,8 +25,8 @@ __all__ = [
     "Thumbnail",
     "decode_inline",
     "draw_edit",
-    "first_reference",
     "kind_of",
+    "labelled_references",
     "reference_errors",
     "summarize",
     "thumbnail",
@@ -111,12 +111,14 @@ def reference_errors(body: dict[str, Any], *, accept_inline: bool) -> list[dict[
     return errors
 
 
-def first_reference(body: dict[str, Any]) -> str | None:
-    """The first input image's reference, when the body has one."""
-    images = body.get("images")
-    if isinstance(images, list) and images and isinstance(images[0], str):
-        return images[0]
-    return None
+def labelled_references(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each image reference of a (valid) body with its field: ``images[0]``..., ``mask``."""
+    found = []
+    for loc, value in _references(body):
+        if isinstance(value, str):
+            label = "mask" if loc[-1] == "mask" else f"images[{loc[-1]}]"
+            found.append((label, value))
+    return found
 
 
 def summarize(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:

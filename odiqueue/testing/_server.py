@@ -34,8 +34,8 @@ from odiqueue.testing._config import EmulatorConfig, Faults
 from odiqueue.testing._edits import (
     decode_inline,
     draw_edit,
-    first_reference,
     kind_of,
+    labelled_references,
     summarize,
     thumbnail,
 )
@@ -303,9 +303,9 @@ class Emulator:
         while self._table.get(request_id) is not None:
             request_id = new_request_id()
         kept, kinds = summarize(body)
-        first = first_reference(body)
+        references = labelled_references(body)
         del body  # a job keeps a summary, never its inline megabytes
-        source, problem = (None, None) if first is None else await self._read_reference(first)
+        source, problem = await self._read_references(references)
         job = self._table.submit(request_id, model, kept, time.monotonic())
         job.input_kinds = kinds
         if problem is not None:
@@ -314,27 +314,42 @@ class Emulator:
             job.thumbnail = await asyncio.to_thread(thumbnail, source)
         return _json(200, self._bodies().submit(job), gateway_id)
 
-    async def _read_reference(self, reference: str) -> tuple[bytes | None, str | None]:
-        """The bytes of an input image reference, or why they cannot be had."""
-        if kind_of(reference) != "url":
-            return decode_inline(reference), None
+    async def _read_references(
+        self, references: list[tuple[str, str]]
+    ) -> tuple[bytes | None, str | None]:
+        """The first input image's bytes, once every URL reference was fetched and found to
+        be an image (inline ones were checked with the body); else why one was not."""
+        first: bytes | None = None
+        for index, (label, reference) in enumerate(references):
+            if kind_of(reference) != "url":
+                data = decode_inline(reference) if index == 0 else None
+            else:
+                data, problem = await self._fetch(label, reference)
+                if problem is not None:
+                    return None, problem
+            if index == 0 and label == "images[0]":
+                first = data
+        return first, None
+
+    async def _fetch(self, label: str, reference: str) -> tuple[bytes | None, str | None]:
+        """The bytes at an http(s) reference (loopback hosts only), or why there are none."""
         url = URL(reference)
         if not is_loopback(url.host or ""):
             return (
                 None,
-                f"images[0]: {url.host} is not a loopback host (the emulator fetches no other)",
+                f"{label}: {url.host} is not a loopback host (the emulator fetches no other)",
             )
         if self._fetcher is None:
             self._fetcher = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         try:
             async with self._fetcher.get(url) as response:
                 if response.status != 200:
-                    return None, f"images[0]: fetching {reference} answered HTTP {response.status}"
+                    return None, f"{label}: fetching {reference} answered HTTP {response.status}"
                 data = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"images[0]: could not fetch {reference} ({type(exc).__name__})"
+            return None, f"{label}: could not fetch {reference} ({type(exc).__name__})"
         if sniff(data[:16]) is None:
-            return None, f"images[0]: {reference} is not a png, jpeg or webp image"
+            return None, f"{label}: {reference} is not a png, jpeg or webp image"
         return data, None
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
