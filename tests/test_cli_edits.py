@@ -291,3 +291,21 @@ async def test_image_mask_and_fidelity_options_apply_to_every_row(
     assert code == 2
     assert "column '--input-fidelity'" in stderr
     assert emu.stats.requests["submit"] == 2
+
+
+async def test_submit_sends_one_edit_with_its_image(emu: Emulator, tmp_path: Path) -> None:
+    """``odiqueue submit --model gpt_image_2_edit --image FILE`` sends one edit with the
+    file inline and prints its id; without --image the model's rule is named."""
+    source = photo(tmp_path / "chair.png", (10, 120, 200))
+    base = ["submit", "A chair on a terrace", "--base-url", emu.base_url]
+    base += ["--model", "gpt_image_2_edit", "--output", "id"]
+    code, stdout, stderr = await odiqueue(*base, "--image", "chair.png", cwd=tmp_path)
+    assert code == 0, stderr
+    (job,) = emu.stats.jobs.values()
+    assert stdout.strip() == job.request_id
+    assert (job.model, job.input_kinds) == ("gpt_image_2_edit", ("base64",))
+    assert job.params["images"][0].endswith(f"{sha(source).removeprefix('sha256:')}>")
+    code, _, stderr = await odiqueue(*base)
+    assert code == 2
+    assert "images=None is not allowed for model gpt_image_2_edit" in stderr
+    assert emu.stats.requests["submit"] == 1
