@@ -57,6 +57,7 @@ from odiqueue._errors import (
     TransportError,
     UnsafeURLError,
 )
+from odiqueue._imageref import ImageRef
 from odiqueue._models import (
     BatchItem,
     Cancelled,
@@ -72,11 +73,13 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
+from odiqueue._modelspecs import ModelSpec
 from odiqueue._prices import PriceTable, load_prices
 from odiqueue._request import (
     Background,
     CustomSize,
     ImageRequest,
+    InputFidelity,
     Moderation,
     OutputFormat,
     Quality,
@@ -110,8 +113,10 @@ __all__ = [
     "Failed",
     "Image",
     "ImageDownloadError",
+    "ImageRef",
     "ImageRequest",
     "ImageResult",
+    "InputFidelity",
     "InsufficientCreditsError",
     "InvalidParameterError",
     "InvalidRequestError",
@@ -122,6 +127,7 @@ __all__ = [
     "JobStatus",
     "Limits",
     "LogLine",
+    "ModelSpec",
     "Moderation",
     "NotFoundError",
     "OdiqueueError",

@@ -20,7 +20,7 @@ import anyio
 import attrs
 from yarl import URL
 
-from odiqueue import _wire
+from odiqueue import _edits, _wire
 from odiqueue._config import (
     DEFAULT_CANCEL_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -45,10 +45,12 @@ from odiqueue._errors import (
     ClientClosedError,
     ConfigurationError,
     InvalidParameterError,
+    InvalidRequestError,
     OutputFileError,
     OutputFileExistsError,
 )
-from odiqueue._http import Transport
+from odiqueue._http import Reply, Transport
+from odiqueue._imageref import ImageRef
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
 from odiqueue._prices import PriceTable
@@ -89,6 +91,13 @@ class AsyncClient(WaitingCalls):
     URL's origin and to ``allowed_hosts``; image downloads from any other host (the CDN) carry
     no key. Plain http is refused for remote hosts unless ``allow_insecure_http`` is set.
 
+    ``model`` is the queue a request goes to unless it names its own (``ImageRequest(...,
+    model="gpt_image_2_edit")``); each request is checked against its model's rules before
+    it is sent. An edit's local input files are sent inline, as plain base64 or, with
+    ``inline_images="data_uri"``, as data: URIs; ``upload_url`` names an upload endpoint
+    (multipart POST, field ``file``, the same key: the key goes there only because it is
+    named) used for files over 10 MB and when the server refuses inline data.
+
     Requests go through the proxy named by ``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY``
     (hosts in ``NO_PROXY`` excepted), as with requests and httpx, or through ``proxy`` (an
     ``http://[user:password@]host:port`` URL) when given; ``trust_env=False`` ignores those
@@ -112,16 +121,31 @@ class AsyncClient(WaitingCalls):
         downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
+        upload_url: str | None = None,
+        inline_images: _edits.InlineStyle = "base64",
         proxy: str | None = None,
         trust_env: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
     ) -> None:
         check_model_name(model)
+        if inline_images not in ("base64", "data_uri"):
+            raise ConfigurationError(
+                f"inline_images={inline_images!r} must be 'base64' or 'data_uri'"
+            )
         self._key: Secret = resolve_api_key(api_key)
         self._base = resolve_base_url(base_url, provider, allow_insecure_http=allow_insecure_http)
         self._model = model
         self._endpoints = Endpoints(self._base, model)
+        self._by_model = {model: self._endpoints}
+        self._upload_url = (
+            None
+            if upload_url is None
+            else _upload_endpoint(upload_url, allow_insecure_http=allow_insecure_http)
+        )
+        self._inline_style: _edits.InlineStyle = inline_images
+        self._max_inline = limits.max_inline_submits
+        self._inline: anyio.CapacityLimiter | None = None
         self._poll = poll
         self._downloads = downloads
         self._rng = random.Random(seed)
@@ -148,6 +172,8 @@ class AsyncClient(WaitingCalls):
             proxies=proxies,
             ssl_context=ssl_context,
         )
+        if self._upload_url is not None:
+            self._transport.routes.trust(self._upload_url)
         self._state = _State.UNOPENED
 
     def __repr__(self) -> str:
@@ -209,6 +235,7 @@ class AsyncClient(WaitingCalls):
                 "create a new one"
             )
         await self._transport.open()
+        self._inline = anyio.CapacityLimiter(self._max_inline)
         self._state = _State.OPEN
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -241,12 +268,17 @@ class AsyncClient(WaitingCalls):
         self._require_open()
         if isinstance(request, str):
             request = ImageRequest(request)
-        reply = await self._transport.call(
-            "submit", self._endpoints.queue, body=_wire.request_to_json(request)
-        )
-        handle = _wire.decode_submit(
-            reply.data, self._endpoints.job_urls, reply.provider_request_id
-        )
+        model = request.model or self._model
+        if request.model is None:  # a request naming its model was checked when made
+            request.check_for(model)
+        endpoints = self._endpoints_for(model)
+        if request.files:
+            reply = await self._submit_files(request, endpoints.queue)
+        else:
+            reply = await self._transport.call(
+                "submit", endpoints.queue, body=_wire.request_to_json(request)
+            )
+        handle = _wire.decode_submit(reply.data, endpoints.job_urls, reply.provider_request_id)
         urls = (handle.status_url, handle.response_url, handle.cancel_url)
         if not all(self._transport.routes.trusts(url) for url in urls):
             # The key is never sent to a foreign origin: the job is followed through the
@@ -257,15 +289,89 @@ class AsyncClient(WaitingCalls):
                 handle.request_id,
                 self._base.host,
             )
-            handle = self.attach(handle.request_id)
+            handle = self.attach(handle.request_id, model=model)
         log.info("submitted request %s", handle.request_id)
         return handle
 
-    def attach(self, request_id: str) -> JobHandle:
-        """A handle for a job known only by its id (from a log, a manifest, another process)."""
+    def _endpoints_for(self, model: str) -> Endpoints:
+        """The queue URLs of ``model`` under this client's base URL."""
+        found = self._by_model.get(model)
+        if found is None:
+            found = self._by_model[model] = Endpoints(self._base, model)
+        return found
+
+    def attach(self, request_id: str, *, model: str | None = None) -> JobHandle:
+        """A handle for a job known only by its id (from a log, a manifest, another process).
+
+        ``model`` is the queue it was submitted to (default: the client's model).
+        """
         if not isinstance(request_id, str) or not request_id.strip():
             raise InvalidParameterError("request_id", request_id, "a non-empty string")
-        return JobHandle(request_id.strip(), *self._endpoints.job_urls(request_id.strip()))
+        endpoints = self._endpoints
+        if model is not None:
+            endpoints = self._endpoints_for(check_model_name(model))
+        return JobHandle(request_id.strip(), *endpoints.job_urls(request_id.strip()))
+
+    async def _submit_files(self, request: ImageRequest, queue: URL) -> Reply:
+        """Submit a request with local input files: inline, or uploaded where it must be."""
+        uploaded: dict[ImageRef, str] = {}
+        for field, ref, size in await anyio.to_thread.run_sync(_edits.large_files, request):
+            if self._upload_url is None:
+                raise InvalidParameterError(
+                    field,
+                    str(ref),
+                    f"at most {_edits.INLINE_MAX_BYTES:,} bytes inline ({size:,}): set "
+                    "upload_url= (--upload-url) so larger files are uploaded",
+                )
+            uploaded[ref] = await self._upload(field, ref)
+        try:
+            return await self._send_files(request, uploaded, queue)
+        except InvalidRequestError as exc:
+            if set(request.files) <= uploaded.keys() or not _edits.refused_inline(exc):
+                raise
+            if self._upload_url is None:
+                raise InvalidRequestError(
+                    f"the server refused the inline image data ({exc.message}): set "
+                    "upload_url= (--upload-url) so local files are uploaded and sent as URLs",
+                    code=exc.code,
+                    body=exc.body,
+                    status=exc.status,
+                    provider_request_id=exc.provider_request_id,
+                ) from exc
+            log.info("the server refused inline image data (%s): uploading instead", exc.message)
+        # A refused submit created no job: sending it again with URLs pays once.
+        for field, ref in _edits.refs(request):
+            if ref.is_file and ref not in uploaded:
+                uploaded[ref] = await self._upload(field, ref)
+        return await self._send_files(request, uploaded, queue)
+
+    async def _send_files(
+        self, request: ImageRequest, uploaded: dict[ImageRef, str], queue: URL
+    ) -> Reply:
+        assert self._inline is not None
+        # The body is built here, when it is sent, and dropped with this frame: only
+        # ``max_inline_submits`` of them exist at once, whatever the batch's size.
+        async with self._inline:
+            payload = await anyio.to_thread.run_sync(
+                _edits.body_bytes, request, uploaded, self._inline_style
+            )
+            try:
+                return await self._transport.call("submit", queue, payload=payload)
+            finally:
+                del payload
+
+    async def _upload(self, field: str, ref: ImageRef) -> str:
+        """Upload one local file to the configured endpoint; the URL it answered with."""
+        assert self._upload_url is not None
+        assert ref.path is not None
+        assert self._inline is not None
+        path = ref.path
+        async with self._inline:
+            data, content_type = await anyio.to_thread.run_sync(_edits.read_image, field, path)
+            reply = await self._transport.upload(self._upload_url, data, path.name, content_type)
+        url = _wire.decode_upload(reply.data)
+        log.info("uploaded %s as %s", path.name, url)
+        return url
 
     async def status(self, job: JobHandle | str) -> JobStatus:
         """The job's current status: Queued, Running, Succeeded, Failed or Cancelled."""
@@ -424,3 +530,11 @@ class AsyncClient(WaitingCalls):
         return handle, self._transport.routes.check_api_url(
             raw, what=what, request_id=handle.request_id
         )
+
+
+def _upload_endpoint(raw: str, *, allow_insecure_http: bool) -> URL:
+    """The upload endpoint's URL, checked as the base URL is (https, or http on loopback)."""
+    try:
+        return resolve_base_url(raw, None, allow_insecure_http=allow_insecure_http)
+    except ConfigurationError as exc:
+        raise ConfigurationError(str(exc).replace("base_url=", "upload_url=", 1)) from None

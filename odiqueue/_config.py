@@ -64,6 +64,7 @@ DEFAULT_READ_TIMEOUT: Final = 60.0
 DEFAULT_MAX_CONNECTIONS: Final = 100
 DEFAULT_MAX_JSON_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_MAX_INLINE_SUBMITS: Final = 4
 
 DEFAULT_DOWNLOAD_TOTAL: Final = 300.0
 DEFAULT_DOWNLOAD_MIN_RATE: Final = 2048.0
@@ -115,11 +116,14 @@ class Limits:
 
     ``max_connections`` sizes the one aiohttp connector; ``max_json_bytes`` and
     ``max_image_bytes`` cap what a reply may make the process hold or write.
+    ``max_inline_submits`` bounds the submits with local input files being sent at once:
+    each holds its files' base64 in memory until it is sent.
     """
 
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive)
     max_json_bytes: int = attrs.field(default=DEFAULT_MAX_JSON_BYTES, validator=_positive)
     max_image_bytes: int = attrs.field(default=DEFAULT_MAX_IMAGE_BYTES, validator=_positive)
+    max_inline_submits: int = attrs.field(default=DEFAULT_MAX_INLINE_SUBMITS, validator=_positive)
 
 
 def _verify_mode(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:

@@ -113,14 +113,19 @@ class OdiqueueError(Exception):
 class InvalidParameterError(OdiqueueError, ValueError):
     """A request field is outside what the API documents; raised before anything is sent."""
 
-    def __init__(self, field: str, value: object, allowed: str) -> None:
+    def __init__(
+        self, field: str, value: object, allowed: str, *, model: str | None = None
+    ) -> None:
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:60] + f"... ({len(value) if hasattr(value, '__len__') else '?'} long)"
-        super().__init__(f"{field}={shown} is not allowed: {allowed}")
+        where = f" for model {model}" if model else ""
+        super().__init__(f"{field}={shown} is not allowed{where}: {allowed}")
         self.field = field
         self.value = value
         self.allowed = allowed
+        #: The model whose rule it breaks (None for a rule every model shares).
+        self.model = model
 
 
 class ConfigurationError(OdiqueueError, ValueError):

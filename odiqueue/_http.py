@@ -12,12 +12,14 @@ cancel, image
 submit         connect errors (never sent), 429 and 503 (refused)      anything else: a
                                                                       lost reply raises
                                                                       SubmissionUncertain
+upload         as status (an upload of an input file costs nothing)   as status
 =============  =====================================================  ==================
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import random
@@ -71,8 +73,12 @@ _METHODS: Final[dict[Call, str]] = {
     "result": "GET",
     "cancel": "PUT",
     "image": "GET",
+    "upload": "POST",
 }
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+#: Bodies larger than this (an edit's inline images) are sent from a file-like object, which
+#: aiohttp writes out in chunks rather than in one call that holds the event loop.
+_LARGE_BODY: Final = 1024 * 1024
 _MAX_REDIRECTS: Final = 5
 
 
@@ -147,15 +153,18 @@ class Transport:
         url: URL,
         *,
         body: Any = None,
+        payload: bytes | None = None,
         request_id: str | None = None,
         tolerate: Callable[[int, bytes], bool] | None = None,
     ) -> Reply:
         """Send one API request and return its JSON reply, retrying what is safe to retry.
 
-        ``tolerate(status, body)`` marks an error status as a normal answer for this call (a
-        result that is not ready yet, a cancel of a finished job).
+        ``body`` is sent as JSON; ``payload`` is a body encoded already (an edit's, built
+        when it is sent). ``tolerate(status, body)`` marks an error status as a normal
+        answer for this call (a result that is not ready yet, a cancel of a finished job).
         """
-        payload = None if body is None else _wire.dumps(body).encode()
+        if body is not None:
+            payload = _wire.dumps(body).encode()
 
         async def attempt() -> Reply:
             return await self._exchange(call, url, payload, request_id, tolerate)
@@ -166,7 +175,7 @@ class Transport:
         self,
         call: Call,
         url: URL,
-        payload: bytes | None,
+        payload: bytes | aiohttp.FormData | None,
         request_id: str | None,
         tolerate: Callable[[int, bytes], bool] | None,
     ) -> Reply:
@@ -224,6 +233,18 @@ class Transport:
             return Reply(status, data, provider_id)
         raise self._error_for(call, status, body, headers, request_id)
 
+    async def upload(self, url: URL, data: bytes, filename: str, content_type: str) -> Reply:
+        """POST one file as multipart form data (field ``file``), retried like a status call;
+        returns the JSON reply. The key goes along only to a trusted origin (see
+        :meth:`trust`)."""
+
+        async def attempt() -> Reply:
+            form = aiohttp.FormData()
+            form.add_field("file", io.BytesIO(data), filename=filename, content_type=content_type)
+            return await self._exchange("upload", url, form, None, None)
+
+        return await self.retrier.run(attempt, call="upload", request_id=None)
+
     def _scrub(self, body: bytes) -> bytes:
         """``body`` without the API key in it."""
         key, shown = self._key
@@ -271,7 +292,11 @@ class Transport:
         return error
 
     async def _send(
-        self, method: str, url: URL, payload: bytes | None, request_id: str | None
+        self,
+        method: str,
+        url: URL,
+        payload: bytes | aiohttp.FormData | None,
+        request_id: str | None,
     ) -> aiohttp.ClientResponse:
         """Send a request, following redirects by hand so the key never leaves its origin.
 
@@ -283,13 +308,16 @@ class Transport:
             raise RuntimeError("transport used after close")  # the client checks first
         for _ in range(_MAX_REDIRECTS + 1):
             headers = dict(self._auth) if self.routes.is_trusted(url) else {}
-            if payload is not None:
+            data: bytes | io.BytesIO | aiohttp.FormData | None = payload
+            if isinstance(payload, bytes):
                 headers["Content-Type"] = "application/json"
+                if len(payload) > _LARGE_BODY:
+                    data = io.BytesIO(payload)
             proxy, proxy_headers = self.routes.through(url, headers)
             response = await session.request(
                 method,
                 url,
-                data=payload,
+                data=data,
                 headers=headers,
                 allow_redirects=False,
                 proxy=proxy,

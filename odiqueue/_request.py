@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
@@ -15,6 +16,14 @@ import attrs
 
 from odiqueue._errors import (
     InvalidParameterError,
+)
+from odiqueue._imageref import ImageRef
+from odiqueue._modelspecs import (
+    FIXED_SIZES,
+    MODELS,
+    model_violations,
+    parse_size,
+    size_allowed,
 )
 
 __all__ = [
@@ -25,7 +34,9 @@ __all__ = [
     "BackgroundName",
     "Choice",
     "CustomSize",
+    "ImageRef",
     "ImageRequest",
+    "InputFidelity",
     "Moderation",
     "ModerationName",
     "OutputFormat",
@@ -161,6 +172,13 @@ def _check_side(value: object) -> None:
 SizeValue = Size | SizeName | CustomSize | tuple[int, int]
 
 
+class InputFidelity(Choice):
+    """How strongly an edit keeps its input images' details (gpt_image_1_edit; default low)."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
 C = TypeVar("C", bound=Choice)
 
 
@@ -179,15 +197,24 @@ def _choice(cls: type[C], field: str, value: object) -> C | None:
 # The converters' parameter types are what ImageRequest's parameters accept (attrs takes
 # them from here); at run time they still read any text (a CSV cell, a flag) and refuse
 # what is not allowed with InvalidParameterError.
-
-
-def _size(value: SizeValue | None) -> Size | None:
+def _size(value: SizeValue | None) -> Size | str | None:
     text: object = value
     if isinstance(value, CustomSize):
         text = str(value)  # the text the API reads
     elif isinstance(value, tuple) and len(value) == 2 and all(type(v) is int for v in value):
         text = f"{value[0]}x{value[1]}"
-    return _choice(Size, "size", text)
+    # A custom WIDTHxHEIGHT is kept as text: which ones a model takes is its rule (see
+    # ``_modelspecs``), checked against the request's model or the client's.
+    if isinstance(text, str) and not isinstance(text, Size):
+        custom = text.strip().lower().replace("\u00d7", "x")
+        if parse_size(custom) is not None and custom not in FIXED_SIZES:
+            return custom
+    try:
+        return _choice(Size, "size", text)
+    except InvalidParameterError:
+        raise InvalidParameterError(
+            "size", value, "one of 1024x1024, 1024x1536, 1536x1024, auto, or WIDTHxHEIGHT"
+        ) from None
 
 
 def _quality(value: Quality | QualityName | None) -> Quality | None:
@@ -204,6 +231,46 @@ def _output_format(value: OutputFormat | OutputFormatName | None) -> OutputForma
 
 def _moderation(value: Moderation | ModerationName | None) -> Moderation | None:
     return _choice(Moderation, "moderation", value)
+
+
+def _input_fidelity(value: object) -> InputFidelity | None:
+    return _choice(InputFidelity, "input_fidelity", value)
+
+
+def _some_model_takes(size: str) -> bool:
+    return isinstance(size, Size) or any(size_allowed(spec, size) for spec in MODELS.values())
+
+
+def _model(value: object) -> str | None:
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or not all(c.isalnum() or c in "_-." for c in text):
+        raise InvalidParameterError("model", value, "a model name like gpt_image_2_edit")
+    return text
+
+
+def _ref(field: str, value: object) -> ImageRef:
+    try:
+        return ImageRef.of(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            field, value, f"an http(s) URL or a local file ({exc})"
+        ) from None
+
+
+def _images(value: object) -> tuple[ImageRef, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike, ImageRef)):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        raise InvalidParameterError("images", value, "a list of image references")
+    return tuple(_ref(f"images[{i}]", item) for i, item in enumerate(value))
+
+
+def _mask(value: object) -> ImageRef | None:
+    return None if value is None else _ref("mask", value)
 
 
 def _int_in(field: str, low: int, high: int, extra: str = "") -> Any:
@@ -232,11 +299,17 @@ class Parameter:
     short: str | None = None
     #: Whether the command line has an option for it.
     flag: bool = True
+    #: Whether it is a field of the submit body (``model`` picks the queue instead).
+    wire: bool = True
+    #: Whether a cell holds several values, separated by ``|``.
+    listed: bool = False
+    #: A form the value may take beyond ``choices`` (``WxH`` for a custom size).
+    custom: str | None = None
 
     @property
     def option(self) -> str:
-        """The command line's option for it (``--size``, ``--format``)."""
-        return f"--{self.short or self.name}"
+        """The command line's option for it (``--size``, ``--format``, ``--input-fidelity``)."""
+        return "--" + (self.short or self.name).replace("_", "-")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -254,9 +327,12 @@ def _param(
     number: str | None = None,
     short: str | None = None,
     flag: bool = True,
+    wire: bool = True,
+    listed: bool = False,
+    custom: str | None = None,
 ) -> dict[str, Parameter]:
     # The name is filled in from the attrs field once the class exists (see PARAMETERS).
-    return {_PARAMETER: Parameter("", help, choices, number, short, flag)}
+    return {_PARAMETER: Parameter("", help, choices, number, short, flag, wire, listed, custom)}
 
 
 def _check_prompt(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -314,9 +390,12 @@ class ImageRequest:
         validator=_int_in("n", 1, MAX_IMAGES),
         metadata=_param("images per prompt", number="1-10"),
     )
-    #: Server default ``auto``.
-    size: Size | None = attrs.field(
-        default=None, kw_only=True, converter=_size, metadata=_param("image size", choices=Size)
+    #: Server default ``auto``. The gpt_image_2 models also take a custom ``WIDTHxHEIGHT``.
+    size: Size | str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_size,
+        metadata=_param("image size", choices=Size, custom="WxH"),
     )
     #: Server default ``auto``.
     quality: Quality | None = attrs.field(
@@ -357,6 +436,31 @@ class ImageRequest:
         validator=_check_user,
         metadata=_param("end-user id", flag=False),
     )
+    #: The model it is for (its queue), e.g. ``gpt_image_2_edit``; None: the client's model.
+    model: str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_model,
+        metadata=_param("model", flag=False, wire=False),
+    )
+    #: Input images of an edit: http(s) URLs, data: URIs or local files (see ImageRef).
+    images: tuple[ImageRef, ...] | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_images,
+        metadata=_param("input images", flag=False, listed=True),
+    )
+    #: An edit's mask: transparent areas are edited; it matches the first image's size.
+    mask: ImageRef | None = attrs.field(
+        default=None, kw_only=True, converter=_mask, metadata=_param("mask image", flag=False)
+    )
+    #: How strongly an edit keeps input details (gpt_image_1_edit only; server default low).
+    input_fidelity: InputFidelity | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=_input_fidelity,
+        metadata=_param("how closely an edit keeps its input", choices=InputFidelity),
+    )
     #: Fields the API adds later, sent as they are.
     extra: Mapping[str, Any] = attrs.field(
         factory=dict, kw_only=True, converter=_freeze_extra, hash=False
@@ -371,6 +475,7 @@ class ImageRequest:
             "output_format": OutputFormat.PNG,
             "output_compression": 100,
             "moderation": Moderation.AUTO,
+            "input_fidelity": InputFidelity.LOW,
         }
     )
 
@@ -388,6 +493,40 @@ class ImageRequest:
                 "transparent",
                 "only with output_format png or webp (jpeg has no alpha)",
             )
+        if self.model is not None:
+            self.check_for(self.model)
+        elif isinstance(self.size, str) and not _some_model_takes(self.size):
+            # Without a model, a custom size must suit some model of the table; the client
+            # checks it against its own model when the request is sent.
+            wide = next(spec for spec in MODELS.values() if spec.custom_sizes)
+            raise InvalidParameterError("size", self.size, wide.size_rule)
+
+    def check_for(self, model: str) -> None:
+        """Raise :class:`~odiqueue.InvalidParameterError` if ``model`` refuses this request.
+
+        Naming the model, the field, the value and the rule. A model not in the table
+        (``_modelspecs.MODELS``) refuses nothing: only the common checks apply to it.
+        """
+        for violation in model_violations(model, self.rule_fields()):
+            raise InvalidParameterError(
+                violation.field, violation.value, violation.rule, model=model
+            )
+
+    def rule_fields(self) -> dict[str, Any]:
+        """The fields a model's rules look at, as plain values (as on the wire)."""
+        return {
+            "size": None if self.size is None else str(self.size),
+            "background": None if self.background is None else self.background.value,
+            "images": None if self.images is None else [str(ref) for ref in self.images],
+            "mask": None if self.mask is None else str(self.mask),
+            "input_fidelity": None if self.input_fidelity is None else self.input_fidelity.value,
+        }
+
+    @property
+    def files(self) -> tuple[ImageRef, ...]:
+        """Its local input files (images, then the mask): read when it is submitted."""
+        refs = (*(self.images or ()), *(() if self.mask is None else (self.mask,)))
+        return tuple(ref for ref in refs if ref.is_file)
 
     @property
     def format(self) -> OutputFormat:

@@ -25,7 +25,7 @@ log = logging.getLogger("odiqueue")
 T = TypeVar("T")
 
 #: Which call of the API an HTTP exchange is (named in log lines).
-Call = Literal["submit", "status", "result", "cancel", "image"]
+Call = Literal["submit", "status", "result", "cancel", "image", "upload"]
 
 
 class Retryable(Exception):

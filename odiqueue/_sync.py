@@ -34,6 +34,7 @@ from odiqueue._config import (
     RetryPolicy,
     Timeouts,
 )
+from odiqueue._edits import InlineStyle
 from odiqueue._errors import ClientClosedError
 from odiqueue._loop_thread import start_loop, stop_loop
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Outcome
@@ -97,6 +98,8 @@ class Client:
         downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
+        upload_url: str | None = None,
+        inline_images: InlineStyle = "base64",
         proxy: str | None = None,
         trust_env: bool = True,
         ssl_context: ssl.SSLContext | None = None,
@@ -115,6 +118,8 @@ class Client:
             downloads=downloads,
             allowed_hosts=allowed_hosts,
             allow_insecure_http=allow_insecure_http,
+            upload_url=upload_url,
+            inline_images=inline_images,
             proxy=proxy,
             trust_env=trust_env,
             ssl_context=ssl_context,
@@ -228,9 +233,9 @@ class Client:
         """Create a job; returns its handle (see :meth:`AsyncClient.submit`)."""
         return self._run(lambda: self._client.submit(request))
 
-    def attach(self, request_id: str) -> JobHandle:
-        """A handle for a job known only by its id."""
-        return self._client.attach(request_id)
+    def attach(self, request_id: str, *, model: str | None = None) -> JobHandle:
+        """A handle for a job known only by its id (``model``: the queue it was sent to)."""
+        return self._client.attach(request_id, model=model)
 
     def status(self, job: JobHandle | str) -> JobStatus:
         """The job's current status (see :meth:`AsyncClient.status`)."""

@@ -17,6 +17,7 @@ import cattrs
 from cattrs.errors import ClassValidationError
 
 from odiqueue._errors import ERROR_TYPES, DecodeError, SubmissionUncertainError
+from odiqueue._imageref import ImageRef
 from odiqueue._models import (
     Cancelled,
     CancelOutcome,
@@ -40,6 +41,7 @@ __all__ = [
     "decode_result",
     "decode_status",
     "decode_submit",
+    "decode_upload",
     "dumps",
     "guarded",
     "request_to_json",
@@ -191,15 +193,45 @@ def request_to_json(request: ImageRequest) -> dict[str, Any]:
 
 def _unstructure_request(request: ImageRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"prompt": request.prompt}
-    for parameter in PARAMETERS:
+    for parameter in _WIRE_PARAMETERS:
         value = getattr(request, parameter.name)
-        if value is not None:
-            body[parameter.name] = value.value if isinstance(value, Choice) else value
+        if value is None:
+            continue
+        if isinstance(value, Choice):
+            value = value.value
+        elif isinstance(value, ImageRef):
+            # A local file is shown as its path here; ``_edits`` puts its data in the
+            # body when the job is submitted, and its digest in the manifest.
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = [str(item) for item in value]
+        body[parameter.name] = value
     body.update(request.extra)
     return body
 
 
+_WIRE_PARAMETERS: Final = tuple(p for p in PARAMETERS if p.wire)
+
 converter.register_unstructure_hook(ImageRequest, _unstructure_request)
+
+
+def decode_upload(data: object) -> str:
+    """The URL an upload endpoint answered with: ``{"url": ...}`` or ``{"data": {"url": ...}}``."""
+
+    def parse() -> str:
+        obj = _object(data, "$")
+        inner = obj.get("data")
+        if isinstance(inner, Mapping) and isinstance(inner.get("url"), str):
+            url: str = inner["url"]
+            path = "$.data.url"
+        else:
+            url = _opt_str(obj, "url", "$") or ""
+            path = "$.url"
+        if not url.startswith(("http://", "https://")):
+            _fail(path, "the upload reply has no http(s) url")
+        return url
+
+    return guarded(parse)
 
 
 # --- submit ------------------------------------------------------------------------------

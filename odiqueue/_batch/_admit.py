@@ -22,16 +22,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import attrs
 
-from odiqueue import _backoff, _wire
-from odiqueue._batch._items import ItemKeys, bad_item
+from odiqueue import _backoff, _edits, _wire
+from odiqueue._batch._items import ItemKeys, bad_item, request_of
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import KeyState, files_present
 from odiqueue._batch._progress import Tally
 from odiqueue._batch._save import Collector
 from odiqueue._config import BatchOptions
-from odiqueue._errors import ConfigurationError, JobFailedError, OdiqueueError, OutputFileError
+from odiqueue._errors import (
+    ConfigurationError,
+    InvalidParameterError,
+    JobFailedError,
+    OdiqueueError,
+    OutputFileError,
+)
 from odiqueue._models import BatchItem, Item, JobHandle, Outcome
 from odiqueue._naming import literal_template
 from odiqueue._request import ImageRequest
@@ -49,8 +56,13 @@ class Intake:
         collector: Collector,
         live: LiveJobs,
         tally: Tally,
+        model: str,
     ) -> None:
         self._out_dir = out_dir
+        self._model = model
+        # Items with local files are hashed off the event loop, one at a time, so that
+        # identical items still get their occurrence numbers in input order.
+        self._hashing = anyio.Lock()
         self._options = options
         self._collector = collector
         self._live = live
@@ -61,19 +73,35 @@ class Intake:
         # Lower-cased file names claimed by this run's items, with the item's index.
         self._claimed: dict[str, int] = {}
 
-    def take(self, item: Item, index: int) -> Work | Outcome:
+    async def take(self, item: Item, index: int) -> Work | Outcome:
         """The item as work, or as an outcome an earlier run (or a check) already decided.
 
         Raises ``TypeError`` or ``ValueError`` for an item of the wrong shape or a repeated
         key (see :class:`ItemKeys`).
         """
-        key, request = self._keys.identify(item, index)
+        carried = request_of(item)
+        if carried is not None and carried.files:
+            async with self._hashing:
+                try:
+                    record = await anyio.to_thread.run_sync(_edits.record, carried)
+                except InvalidParameterError as exc:  # an input file that cannot be read
+                    key, _ = self._keys.identify(item, index, {"unreadable": str(exc)})
+                    self._tally.bump("failed")
+                    return Outcome(key=key, index=index, request=carried, error=exc)
+                identity = _edits.identity(carried, record)
+                key, request = self._keys.identify(item, index, identity)
+        else:
+            key, request = self._keys.identify(item, index)
+            record = None
         if request is None:
             self._tally.bump("failed")
             return Outcome(key=key, index=index, request=ImageRequest("?"), error=bad_item(item))
+        model = request.model or self._model
         state = self.states.pop(key, None)
-        sent = None if state is None else _wire.request_to_json(request)
-        decision = decide(key, state, self._out_dir, sent)
+        sent = None
+        if state is not None:
+            sent = record if record is not None else _wire.request_to_json(request)
+        decision = decide(key, state, self._out_dir, sent, model)
         if decision.verdict == "skip":
             self._tally.bump("saved")
             self._tally.bump("skipped")
@@ -95,6 +123,7 @@ class Intake:
             key=key,
             index=index,
             request=request,
+            model=model,
             resumed=decision.resumed,
             uncertain=decision.uncertain,
             attempts=decision.attempts,
@@ -165,22 +194,26 @@ class Decision:
 
 
 def decide(
-    key: str, state: KeyState | None, out_dir: Path, request: Mapping[str, Any] | None = None
+    key: str,
+    state: KeyState | None,
+    out_dir: Path,
+    request: Mapping[str, Any] | None = None,
+    model: str | None = None,
 ) -> Decision:
     """The decision for item ``key`` given what earlier runs recorded (``state``).
 
-    ``request`` is the item's request as it would be sent: when an earlier run paid for a
-    job of this key with another request, that job's images are not this item's, and
-    paying again under the same key would hide the first job, so the item is refused.
+    ``request`` is the item's request as it would be sent (its input files as digests) and
+    ``model`` its queue: when an earlier run paid for a job of this key with another
+    request or model, that job's images are not this item's, and paying again under the
+    same key would hide the first job, so the item is refused.
     """
     if state is None:
         return Decision("submit", resumed=False)
     paid = state.stage in ("submitted", "saved") and state.handle is not None
-    if (
-        paid
-        and request is not None
-        and state.request is not None
-        and _differ(state.request, request)
+    changed_model = model is not None and state.model is not None and state.model != model
+    if paid and (
+        changed_model
+        or (request is not None and state.request is not None and _differ(state.request, request))
     ):
         assert state.handle is not None
         changed = ConfigurationError(

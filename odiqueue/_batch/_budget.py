@@ -40,13 +40,15 @@ class Budget:
         """Count the jobs earlier runs in the folder paid for (one per key: its last)."""
         for state in states.values():
             if state.handle is not None and state.request is not None:
-                estimate = self._prices.estimate_body(state.request, self._model)
+                model = state.model or self._model
+                estimate = self._prices.estimate_body(state.request, model)
                 count = state.request.get("n", 1)
                 self._charge(count if isinstance(count, int) else 1, estimate)
 
     def estimate(self, request: ImageRequest) -> float | None:
         """What ``request`` is estimated to cost (None: the table cannot say)."""
-        return self._prices.estimate_body(_wire.request_to_json(request), self._model)
+        model = request.model or self._model
+        return self._prices.estimate_body(_wire.request_to_json(request), model)
 
     def take(self, request: ImageRequest) -> float | None:
         """Take ``request``'s images and estimate from the budget, returning the estimate.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from odiqueue import _backoff, _wire
+from odiqueue import _backoff, _edits
 from odiqueue._batch._budget import Budget
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import Journal, failure_fields
@@ -253,6 +253,12 @@ class Carrier:
             work.posting = False
 
     async def _post(self, work: Work) -> None:
+        # Worked out before the intent line: an input file that cannot be read fails the
+        # item without a submit. (Its digests come from a cache, filled at intake.)
+        if work.request.files:
+            record = await anyio.to_thread.run_sync(_edits.record, work.request)
+        else:
+            record = _edits.record(work.request)
         work.attempts += 1
         work.inherited = False
         if not self._journal.write("intent", work.key, attempt=work.attempts):
@@ -273,7 +279,8 @@ class Carrier:
             status_url=handle.status_url,
             response_url=handle.response_url,
             cancel_url=handle.cancel_url,
-            request=_wire.request_to_json(work.request),
+            model=work.model,
+            request=record,
             estimated_cost=work.estimate,
         )
         if not recorded:

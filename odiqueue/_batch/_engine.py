@@ -97,7 +97,9 @@ class Batch:
         self._budget = Budget(options, client.model)
         self._bad_input: Exception | None = None
         self._task_group: TaskGroup | None = None
-        self._intake = Intake(out_dir, options, self._collector, self._live, self._tally)
+        self._intake = Intake(
+            out_dir, options, self._collector, self._live, self._tally, client.model
+        )
         self._carrier = Carrier(
             client,
             options,
@@ -224,7 +226,7 @@ class Batch:
                         taken = await feed.next()
                         if taken is None:
                             return
-                        work = self._intake.take(*taken)
+                        work = await self._intake.take(*taken)
                     except Exception as exc:
                         # A bad item (or an input that raises) stops the reading, not the
                         # jobs already paid for: they finish and are delivered, then it is

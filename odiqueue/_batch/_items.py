@@ -13,18 +13,18 @@ batch's workers is free.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
 
-from odiqueue import _wire
+from odiqueue import _edits, _wire
 from odiqueue._errors import InvalidParameterError, OdiqueueError
 from odiqueue._models import BatchItem, Item
 from odiqueue._request import ImageRequest
 
-__all__ = ["Feed", "ItemKeys", "bad_item"]
+__all__ = ["Feed", "ItemKeys", "bad_item", "request_of"]
 
 
 class ItemKeys:
@@ -34,15 +34,20 @@ class ItemKeys:
         self._seen: set[bytes] = set()
         self._occurrences: dict[bytes, int] = {}
 
-    def identify(self, item: Item, index: int) -> tuple[str, ImageRequest | None]:
+    def identify(
+        self, item: Item, index: int, identity: Mapping[str, Any] | None = None
+    ) -> tuple[str, ImageRequest | None]:
         """The item's key and request (None for a prompt that is not a valid request).
 
-        Raises ``TypeError`` for an item of the wrong shape and ``ValueError`` for a key an
-        earlier item already used, naming the item's position.
+        A key of its own is a digest of the request's ``identity`` (see ``_edits``: what it
+        sends, its input files by content, its model), which the caller may have worked
+        out already (hashing files is done off the event loop). Raises ``TypeError`` for an
+        item of the wrong shape and ``ValueError`` for a key an earlier item already used,
+        naming the item's position.
         """
         if isinstance(item, BatchItem):
             if item.key is None:
-                return self.identify(item.request, index)
+                return self.identify(item.request, index, identity)
             return self.identify((item.key, item.request), index)
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], ImageRequest):
             key = item[0]
@@ -65,7 +70,9 @@ class ItemKeys:
                 f"item {index}: expected a prompt string, an ImageRequest or a "
                 f"(key, ImageRequest) pair, got {type(item).__name__}"
             )
-        digest = _digest(_wire.canonical_json(_wire.request_to_json(request)))
+        if identity is None:
+            identity = _edits.identity(request)
+        digest = _digest(_wire.canonical_json(identity))
         occurrence = self._occurrences.get(digest, 0)
         self._occurrences[digest] = occurrence + 1
         return f"{digest.hex()[:16]}-{occurrence}", request
@@ -73,6 +80,15 @@ class ItemKeys:
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+
+
+def request_of(item: object) -> ImageRequest | None:
+    """The request an item carries (None for a prompt, or an item of the wrong shape)."""
+    if isinstance(item, BatchItem):
+        return item.request
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], ImageRequest):
+        return item[1]
+    return item if isinstance(item, ImageRequest) else None
 
 
 def bad_item(item: object) -> OdiqueueError:

@@ -36,6 +36,8 @@ class Work:
     key: str
     index: int
     request: ImageRequest
+    #: The model (queue) it goes to: the request's own, else the client's.
+    model: str = ""
     handle: JobHandle | None = None
     resumed: bool = False
     #: Whether ``handle`` is an earlier run's job (not yet replaced by a submit of this run).

@@ -4,7 +4,9 @@ One JSON object per line, each with an ``event``:
 
 ``intent``     written *before* a submit POST: if no ``submitted`` line follows, the POST's
                fate is unknown (the process died or the reply was lost): "uncertain".
-``submitted``  key, attempt, request_id, the three URLs and the request.
+``submitted``  key, attempt, request_id, the three URLs, the model and the request (each
+               local input file as its sha256 digest, so a changed photo is a changed
+               request).
 ``saved``      key, request_id, and each file's name, size and sha256.
 ``failed``     key, request_id (if any), error class, message, error_type, permanent.
 ``cancelled``  key, request_id: cancelled by this client (an interrupted batch).
@@ -67,6 +69,8 @@ class KeyState:
     #: The request the job was submitted with (as sent), when a line recorded it; kept
     #: past a failure so that a report can still show what was asked.
     request: Mapping[str, Any] | None = None
+    #: The model (queue) the job was submitted to, when a line recorded it.
+    model: str | None = None
     #: The job's estimated cost, when a line recorded one.
     estimated_cost: float | None = None
 
@@ -246,13 +250,20 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             attempt=line.get("attempt", 1),
             handle=handle,
             request=line.get("request"),
+            model=line.get("model"),
             estimated_cost=cost,
         )
     elif event == "saved":
         prior = state.handle if state else None
         request = state.request if state else None
+        model = state.model if state else None
         states[key] = KeyState(
-            "saved", handle=prior, files=tuple(line["files"]), request=request, estimated_cost=cost
+            "saved",
+            handle=prior,
+            files=tuple(line["files"]),
+            request=request,
+            model=model,
+            estimated_cost=cost,
         )
     elif event in ("failed", "cancelled"):
         prior_attempt = state.attempt if state else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from odiqueue._batch import DEFAULT_STOP_GRACE
+from odiqueue._cli._edits import add_edit_options
 from odiqueue._client import AsyncClient
 from odiqueue._config import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -38,6 +39,7 @@ __all__ = [
     "client_for",
     "emulator_client",
     "emulator_url",
+    "option_names",
     "parser",
     "request_params",
     "set_verbosity",
@@ -80,12 +82,19 @@ def _add_request_options(parser: argparse.ArgumentParser, *, for_every_row: bool
         help_text = f"{parameter.help}{scope}"
         if api_default is not None:
             help_text += f" (API default: {api_default})"
+        choices = _choices(parameter.choices) if parameter.choices else None
+        metavar = parameter.number
+        if parameter.custom and choices:
+            # Open-ended (a custom WxH): the model's rules check it, with the flag's name.
+            metavar = "{" + ",".join([*choices, parameter.custom]) + "}"
+            help_text += f"; {parameter.custom} where the model takes it (gpt_image_2)"
+            choices = None
         group.add_argument(
             parameter.option,
             dest=parameter.name,
-            choices=_choices(parameter.choices) if parameter.choices else None,
+            choices=choices,
             type=int if parameter.number else str,
-            metavar=parameter.number,
+            metavar=metavar,
             help=help_text,
         )
 
@@ -101,7 +110,12 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--base-url",
         help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL if set)",
     )
-    group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
+    group.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="model (queue) for rows without a model column: gpt_image_1, gpt_image_1_edit, "
+        "gpt_image_2, gpt_image_2_edit, or a newer name (passed through unchecked)",
+    )
     group.add_argument(
         "--no-proxy",
         action="store_true",
@@ -137,7 +151,8 @@ def parser() -> argparse.ArgumentParser:
         description="Generate images for every row of INPUT into --out. Rows are checked "
         "before anything is sent. Run the same command again to resume.",
         epilog="CSV columns: prompt (or --template), id (stable key), filename, and any of "
-        "n, size, quality, background, format, compression, moderation, user per row.",
+        "n, size, quality, background, format, compression, moderation, user, model, "
+        "images (several separated by '|'), mask, input_fidelity per row.",
         formatter_class=_Formatter,
     )
     gen.add_argument("input", type=Path, metavar="INPUT", help=".txt, .csv or .jsonl file")
@@ -150,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
         "(default: the prompt column)",
     )
     _add_request_options(gen, for_every_row=True)
+    add_edit_options(gen, for_rows=True)
     _add_connection_options(gen)
     run = gen.add_argument_group("running")
     run.add_argument(
@@ -218,6 +234,7 @@ def parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("prompt", help="the prompt")
     _add_request_options(submit, for_every_row=False)
+    add_edit_options(submit, for_rows=False)
     for name, help_text in (
         ("status", "print a job's status"),
         ("result", "download a finished job's images"),
@@ -265,13 +282,21 @@ def request_params(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def option_names(args: argparse.Namespace) -> dict[str, str]:
+    """The option that set each image parameter given on the command line (for messages)."""
+    return {p.name: p.option for p in PARAMETERS if p.flag and getattr(args, p.name) is not None}
+
+
 def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncClient:
     """A client for the connection options (key from the environment unless given)."""
+    inline = getattr(args, "inline_images", "base64")
     return AsyncClient(
         api_key,
         provider=None if args.base_url else args.provider,
         base_url=args.base_url,
         model=args.model,
+        upload_url=getattr(args, "upload_url", None),
+        inline_images="data_uri" if inline == "data-uri" else "base64",
         trust_env=not args.no_proxy,
     )
 

@@ -60,10 +60,11 @@ def estimate(items: Iterable[BatchItem], model: str, table: PriceTable) -> Estim
     result = Estimate()
     for item in items:
         request: ImageRequest = item.request
-        key = (model, _shown(request.quality), _shown(request.size))
+        own = request.model or model
+        key = (own, _shown(request.quality), _shown(request.size))
         group = result.groups.setdefault(key, [0, 0.0])
         group[0] = (group[0] or 0) + request.count
-        price = table.estimate(request, model)
+        price = table.estimate(request, own)
         group[1] = None if price is None or group[1] is None else group[1] + price
     return result
 

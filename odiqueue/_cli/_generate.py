@@ -25,10 +25,12 @@ from odiqueue._cli._args import (
     EXIT_OK,
     EXIT_USAGE,
     client_for,
+    option_names,
     request_params,
 )
 from odiqueue._cli._bar import make_view
 from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
+from odiqueue._cli._edits import take_inputs
 from odiqueue._cli._gallery import GalleryUpdater, write_after_run
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._cli._report import record_input
@@ -52,11 +54,16 @@ FAILED_SHOWN: Final = 20
 def run_generate(args: argparse.Namespace) -> int:
     """Check everything, then run the batch; returns the exit code."""
     problem = _check_options(args)
-    if problem:
+    inputs = take_inputs(args, args.input, option_names(args))
+    if isinstance(inputs, str):
+        problem = problem or inputs
+    if problem or isinstance(inputs, str):
         print(f"odiqueue generate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        rows = read_items(args.input, defaults=request_params(args), template=args.template)
+        rows = read_items(
+            args.input, defaults=request_params(args), template=args.template, inputs=inputs
+        )
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
         return EXIT_USAGE

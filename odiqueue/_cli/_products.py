@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import attrs
 
+from odiqueue._cli._edits import RowInputs, blame, check_request, row_inputs
+from odiqueue._config import DEFAULT_MODEL
 from odiqueue._errors import InvalidParameterError
 from odiqueue._models import BatchItem
 from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template
@@ -78,14 +80,22 @@ def _file_names(item: BatchItem) -> list[str]:
 
 
 def read_items(
-    path: Path, *, defaults: Mapping[str, Any], template: str | None = None
+    path: Path,
+    *,
+    defaults: Mapping[str, Any],
+    template: str | None = None,
+    inputs: RowInputs | None = None,
 ) -> list[tuple[int, BatchItem]]:
     """Read and validate every row of ``path`` (.txt, .csv or .jsonl), with row numbers.
 
     ``defaults`` are request parameters for every row (a row's own column wins);
-    ``template`` builds the prompt from a row's columns (``{name}``, ``{color}``...).
-    Raises :class:`InputError` listing every bad row; nothing is returned half-checked.
+    ``template`` builds the prompt from a row's columns (``{name}``, ``{color}``...);
+    ``inputs`` says where a row's input images come from and which model a row without its
+    own is checked against (see ``_edits``). Raises :class:`InputError` listing every bad
+    row; nothing is returned half-checked.
     """
+    if inputs is None:
+        inputs = RowInputs(model=DEFAULT_MODEL, base=path.parent)
     suffix, text = _read_text(path)
     if template is not None:
         _check_template(template)
@@ -98,7 +108,7 @@ def read_items(
         if isinstance(row, RowProblem):
             problems.append(row)
             continue
-        item = _item(number, row, defaults, template, problems)
+        item = _item(number, row, defaults, template, inputs, problems)
         if item is None:
             continue
         if item.key is not None:
@@ -223,6 +233,7 @@ def _item(
     row: Mapping[str, Any],
     defaults: Mapping[str, Any],
     template: str | None,
+    inputs: RowInputs,
     problems: list[RowProblem],
 ) -> BatchItem | None:
     before = len(problems)
@@ -247,15 +258,22 @@ def _item(
         params[field] = _coerce(number, column, field, value, problems)
     key = _text(row.get("id"))
     name = _text(row.get("filename"))
+    came_from, bad = row_inputs(row, params, inputs)
+    problems.extend(RowProblem(number, column, reason) for column, reason in bad)
     if len(problems) > before:
         return None
     try:
         request = ImageRequest(prompt, **params)  # type: ignore[arg-type]
     except InvalidParameterError as exc:
         column = "prompt" if exc.field == "prompt" else _column_for(exc.field, row)
-        problems.append(RowProblem(number, column, str(exc)))
+        problems.append(RowProblem(number, blame(column, exc.field, inputs), str(exc)))
         return None
-    return BatchItem(request, key=key, name=name)
+    own = frozenset(
+        PARAMETER_COLUMNS[c] for c, v in row.items() if c in PARAMETER_COLUMNS and v != ""
+    )
+    found = check_request(request, inputs, came_from, own)
+    problems.extend(RowProblem(number, column, reason) for column, reason in found)
+    return None if found else BatchItem(request, key=key, name=name)
 
 
 def _coerce(number: int, column: str, field: str, value: Any, problems: list[RowProblem]) -> Any:

@@ -27,7 +27,13 @@ async def single_job(args: argparse.Namespace) -> int:
     detail: dict[str, Any]
     async with emulator_client(args) if args.emulator else client_for(args) as client:
         if args.command == "submit":
-            handle = await client.submit(ImageRequest(args.prompt, **request_params(args)))
+            edits: dict[str, object] = {}
+            if args.image:  # None when not given
+                edits["images"] = args.image
+            if args.mask:
+                edits["mask"] = args.mask
+            request = ImageRequest(args.prompt, **request_params(args), **edits)  # type: ignore[arg-type]
+            handle = await client.submit(request)
             detail = {
                 "request_id": handle.request_id,
                 "status_url": handle.status_url,

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="result body shape (default: %(default)s)",
     )
     add(
+        "--refuse-inline",
+        action="store_true",
+        help="refuse inline input images with 422, as a URL-only provider (default: off)",
+    )
+    add(
         "--image-bytes",
         type=int,
         default=None,
@@ -226,6 +231,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         not_ready_style=args.not_ready_style,
         result_shape=args.result_shape,
         image_bytes=args.image_bytes,
+        accept_inline=not args.refuse_inline,
         same_images=args.same_images,
         faults=faults,
     )

@@ -253,6 +253,9 @@ class EmulatorConfig:
     result_shape: ResultShape = attrs.field(default="outputs", validator=_literal(RESULT_SHAPES))
     #: Pad every image to about this many bytes (png, jpeg, webp), or None for natural size.
     image_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    #: Take inline input images (plain base64, data: URIs); False refuses them with a 422
+    #: naming the field, as a provider that takes only URLs would (the upload fallback).
+    accept_inline: bool = True
     #: One image per format and size for every job, drawn once (for benchmarks), instead of
     #: each job's own colours and the start of its prompt.
     same_images: bool = False

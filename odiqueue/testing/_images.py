@@ -79,12 +79,19 @@ class PillowMissingError(RuntimeError):
 
 
 def dimensions(size: str) -> tuple[int, int]:
-    """``(width, height)`` of a documented ``size`` value; ``auto`` draws 1024x1024.
+    """``(width, height)`` of a documented ``size`` value or a custom ``WxH`` one; ``auto``
+    draws 1024x1024.
 
     >>> dimensions("1536x1024")
     (1536, 1024)
+    >>> dimensions("2048x1152")
+    (2048, 1152)
     """
-    return _SIZES[size]
+    fixed = _SIZES.get(size)
+    if fixed is not None:
+        return fixed
+    width, _, height = size.partition("x")
+    return int(width), int(height)
 
 
 RGB = tuple[int, int, int]

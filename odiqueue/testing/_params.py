@@ -2,7 +2,9 @@
 
 Errors come back in the fal/pydantic form the real service uses for 422 replies:
 ``{"loc": ["body", field], "msg": ..., "type": ...}``, all of them at once, not just the first.
-Unknown fields are accepted, as the real API does.
+Unknown fields are accepted, as the real API does. Each model's own rules (sizes, background,
+input images) come from the one model table, ``odiqueue._modelspecs``; a model the table
+does not know gets the common checks only.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ from typing import Any
 
 import attrs
 
+from odiqueue._modelspecs import FIXED_SIZES, model_violations, parse_size, spec_for
 from odiqueue.testing._config import FAILURE_TYPES
+from odiqueue.testing._edits import reference_errors
 
 __all__ = ["Directives", "read_directives", "validate"]
 
 _MAX_PROMPT = 32000
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "size": ("1024x1024", "1024x1536", "1536x1024", "auto"),
     "quality": ("low", "medium", "high", "auto"),
     "background": ("transparent", "opaque", "auto"),
     "output_format": ("png", "jpeg", "webp"),
     "moderation": ("auto", "low"),
+    "input_fidelity": ("high", "low"),
 }
 
 _INT_RANGES: dict[str, tuple[int, int]] = {"n": (1, 10), "output_compression": (0, 100)}
@@ -62,12 +66,25 @@ def json_error(reason: str) -> list[dict[str, Any]]:
     return [_error(None, f"JSON decode error: {reason}", "json_invalid")]
 
 
-def validate(body: object) -> list[dict[str, Any]]:
-    """Every rule the submit body breaks, in field order; an empty list means it is valid."""
+def validate(
+    body: object, model: str = "gpt_image_1", *, accept_inline: bool = True
+) -> list[dict[str, Any]]:
+    """Every rule the submit body breaks for ``model``, in field order; an empty list means
+    it is valid. ``accept_inline``: whether inline image data (base64, data: URIs) is taken."""
     if not isinstance(body, dict):
         return [_error(None, "Input should be a valid dictionary", "dict_type")]
     errors: list[dict[str, Any]] = []
     _check_prompt(body, errors)
+    spec = spec_for(model)
+    fixed_only = spec is not None and not spec.custom_sizes
+    errors_before = len(errors)
+    if "size" in body:
+        size = body["size"]
+        if not isinstance(size, str):
+            errors.append(_error("size", "Input should be a valid string", "string_type"))
+        elif size not in FIXED_SIZES and (fixed_only or parse_size(size) is None):
+            listed = ", ".join(repr(c) for c in FIXED_SIZES[:-1]) + f" or {FIXED_SIZES[-1]!r}"
+            errors.append(_error("size", f"Input should be {listed}", "literal_error"))
     for field, (low, high) in _INT_RANGES.items():
         if field in body:
             _check_int(field, body[field], low, high, errors)
@@ -85,6 +102,14 @@ def validate(body: object) -> list[dict[str, Any]]:
                 "value_error",
             )
         )
+    size_reported = any(e["loc"] == ["body", "size"] for e in errors[errors_before:])
+    for violation in model_violations(model, body):
+        if violation.field == "size" and size_reported:
+            continue  # the literal error above says it
+        errors.append(
+            _error(violation.field, f"Value error, {model}: {violation.rule}", "value_error")
+        )
+    errors.extend(reference_errors(body, accept_inline=accept_inline))
     return errors
 
 

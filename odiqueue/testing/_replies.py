@@ -124,7 +124,7 @@ class Replies:
     def error_fields(self, job: JobRecord) -> dict[str, Any]:
         """``error`` and ``error_type``, or the object style's ``error`` and ``provider_error``."""
         error_type = job.error_type or "INTERNAL_SERVER_ERROR"
-        message = ERROR_MESSAGES.get(error_type, "Task execution failed")
+        message = job.error_message or ERROR_MESSAGES.get(error_type, "Task execution failed")
         if self._config.error_style == "string":
             return {"error": message, "error_type": error_type}
         task_status = "CANCELED" if job.cancelled else "FAILED"

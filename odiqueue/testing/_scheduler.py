@@ -88,6 +88,7 @@ class JobTable:
         stats = self._stats
         stats.jobs[request_id] = job
         stats.jobs_created += 1
+        stats.jobs_by_model[model] += 1
         stats.active_jobs += 1
         stats.peak_active_jobs = max(stats.peak_active_jobs, stats.active_jobs)
         if self._workers is None or self._busy < self._workers:

@@ -4,22 +4,41 @@ Every API request goes through the same steps, in this order, so tests can reaso
 count it, check the key (401 before any fault), draw a fault, then do the call. Refusing faults
 (reset, 429, 503, 500, 502, malformed) replace the call; ``slow`` does the call, then waits.
 The CDN origin never checks keys, but records the headers of every request it gets.
+
+The model family shares the queue: each model's validation comes from the one model table.
+Edits take URL, plain base64 and data: references; an upload endpoint like the vendor's
+(``POST /api/v1/storage/files``, multipart field ``file``) stores files and serves them from
+the CDN origin; see ``_edits`` for how inputs are read and outputs drawn from them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import attrs
 from aiohttp import web
+from yarl import URL
 
+from odiqueue._config import is_loopback
+from odiqueue._edits import sniff
 from odiqueue.testing._cdn import ImageStore, stream
 from odiqueue.testing._config import EmulatorConfig, Faults
+from odiqueue.testing._edits import (
+    decode_inline,
+    draw_edit,
+    kind_of,
+    labelled_references,
+    summarize,
+    thumbnail,
+)
 from odiqueue.testing._faults import REFUSALS, FaultPicker, drop_connection, refusal, send_truncated
 from odiqueue.testing._images import (
     CONTENT_TYPES,
@@ -45,6 +64,14 @@ _Impl = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 BACKLOG = 2048
 #: Seconds a closing emulator lets in-flight replies finish before cancelling them.
 SHUTDOWN_GRACE = 0.25
+#: Where the upload endpoint listens on the API origin (the vendor's path).
+UPLOAD_PATH = "/api/v1/storage/files"
+#: The largest file the upload endpoint takes.
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+#: The largest request body the API origin reads.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Edit outputs kept drawn (a result reply and its download ask for the same one).
+_DRAWN_KEPT = 32
 _CREDITS_402 = {
     "status": {"code": 402, "message": "Insufficient credits", "error_code": 40201},
     "data": None,
@@ -81,6 +108,9 @@ class Emulator:
         self._stats = Stats()
         self._table = JobTable(self._config, self._stats)
         self._faults = FaultPicker(self._config.faults, self._config.seed)
+        self._uploads: dict[str, tuple[bytes, str]] = {}
+        self._drawn: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._fetcher: aiohttp.ClientSession | None = None
 
     @property
     def config(self) -> EmulatorConfig:
@@ -103,6 +133,13 @@ class Emulator:
         if self._cdn_url is None:
             raise RuntimeError("the emulator has not started: use 'async with' or await start()")
         return self._cdn_url
+
+    @property
+    def upload_url(self) -> str:
+        """The upload endpoint, e.g. ``http://127.0.0.1:PORT/api/v1/storage/files``: a
+        multipart POST (field ``file``, the API key) answered with ``{"data": {"url": ...}}``."""
+        base = URL(self.base_url)
+        return str(base.with_path(UPLOAD_PATH))
 
     @property
     def stats(self) -> Stats:
@@ -148,6 +185,9 @@ class Emulator:
         self._api_runner = self._cdn_runner = None
         for runner in runners:
             await runner.cleanup()
+        if self._fetcher is not None:
+            fetcher, self._fetcher = self._fetcher, None
+            await fetcher.close()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -164,13 +204,15 @@ class Emulator:
     # -- wiring ---------------------------------------------------------------------------
 
     def _api_app(self) -> web.Application:
-        app = web.Application()
+        # Edits carry their images inline (up to 16 of 10 MB, as base64) or as uploads.
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         queue = f"{self._config.prefix}/v1/queue/{{model}}"
         job = f"{queue}/requests/{{request_id}}"
         app.router.add_post(queue, self._api("submit", self._submit))
         app.router.add_get(f"{job}/status", self._api("status", self._status))
         app.router.add_get(f"{job}/response", self._api("result", self._result))
         app.router.add_put(f"{job}/cancel", self._api("cancel", self._cancel))
+        app.router.add_post(UPLOAD_PATH, self._upload)
         app.router.add_get("/_emulator/stats", self._control_stats)
         app.router.add_post("/_emulator/reset", self._control_reset)
         app.on_response_prepare.append(self._tag_reply)
@@ -179,6 +221,7 @@ class Emulator:
     def _cdn_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/images/{request_id}/{name}", self._image)
+        app.router.add_get("/uploads/{name}", self._uploaded)
         return app
 
     def _api(self, kind: str, impl: _Impl) -> _Handler:
@@ -249,16 +292,109 @@ class Emulator:
             body = json.loads(await request.read())
         except ValueError as exc:  # also catches bad UTF-8
             return _json(422, {"detail": json_error(str(exc))}, gateway_id)
-        errors = validate(body)
+        model = request.match_info["model"]
+        errors = validate(body, model, accept_inline=self._config.accept_inline)
         if errors:
+            self._stats.refused_by_model[model] += 1
             return _json(422, {"detail": errors}, gateway_id)
         if not self._table.charge(body.get("n", 1)):
             return _json(402, _CREDITS_402, gateway_id)
         request_id = new_request_id()
         while self._table.get(request_id) is not None:
             request_id = new_request_id()
-        job = self._table.submit(request_id, request.match_info["model"], body, time.monotonic())
+        kept, kinds = summarize(body)
+        references = labelled_references(body)
+        del body  # a job keeps a summary, never its inline megabytes
+        source, problem = await self._read_references(references)
+        job = self._table.submit(request_id, model, kept, time.monotonic())
+        job.input_kinds = kinds
+        if problem is not None:
+            job.planned_error_type, job.error_message = "REQUEST_INVALID", problem
+        elif source is not None:
+            job.thumbnail = await asyncio.to_thread(thumbnail, source)
         return _json(200, self._bodies().submit(job), gateway_id)
+
+    async def _read_references(
+        self, references: list[tuple[str, str]]
+    ) -> tuple[bytes | None, str | None]:
+        """The first input image's bytes, once every URL reference was fetched and found to
+        be an image (inline ones were checked with the body); else why one was not."""
+        first: bytes | None = None
+        for index, (label, reference) in enumerate(references):
+            if kind_of(reference) != "url":
+                data = decode_inline(reference) if index == 0 else None
+            else:
+                data, problem = await self._fetch(label, reference)
+                if problem is not None:
+                    return None, problem
+            if index == 0 and label == "images[0]":
+                first = data
+        return first, None
+
+    async def _fetch(self, label: str, reference: str) -> tuple[bytes | None, str | None]:
+        """The bytes at an http(s) reference (loopback hosts only), or why there are none."""
+        url = URL(reference)
+        if not is_loopback(url.host or ""):
+            return (
+                None,
+                f"{label}: {url.host} is not a loopback host (the emulator fetches no other)",
+            )
+        if self._fetcher is None:
+            self._fetcher = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            async with self._fetcher.get(url) as response:
+                if response.status != 200:
+                    return None, f"{label}: fetching {reference} answered HTTP {response.status}"
+                data = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"{label}: could not fetch {reference} ({type(exc).__name__})"
+        if sniff(data[:16]) is None:
+            return None, f"{label}: {reference} is not a png, jpeg or webp image"
+        return data, None
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        gateway_id = self._next_gateway_id()
+        denied = self._check_key(request, gateway_id)
+        if denied is not None:
+            return denied
+        data: bytes | None = None
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if isinstance(part, aiohttp.BodyPartReader) and part.name == "file":
+                    data = bytes(await part.read())
+                    break
+        if data is None:
+            body = {"error": {"code": "BAD_REQUEST", "message": "multipart field 'file' required"}}
+            return _json(400, body, gateway_id)
+        content_type = sniff(data[:16])
+        if content_type is None or len(data) > MAX_UPLOAD_BYTES:
+            body = {"error": {"code": "BAD_REQUEST", "message": "not a png, jpeg or webp image"}}
+            return _json(400, body, gateway_id)
+        name = f"{secrets.token_hex(8)}.{content_type.rpartition('/')[2]}"
+        self._uploads[name] = (data, content_type)
+        self._stats.uploads += 1
+        return _json(200, {"data": {"url": f"{self.cdn_url}/uploads/{name}"}}, gateway_id)
+
+    async def _uploaded(self, request: web.Request) -> web.StreamResponse:
+        found = self._uploads.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404, text="Not Found")
+        return await stream(request, *found)
+
+    async def _job_image(self, job: JobRecord) -> bytes:
+        """The file of a job's images: drawn from its first input for an edit, else the
+        emulator's gradient. PillowMissingError when the format needs Pillow."""
+        spec = image_spec(job.params)
+        if job.thumbnail is None or self._config.same_images:
+            return await self._store.get(spec, self._look(job))
+        drawn = self._drawn.get(job.request_id)
+        if drawn is None:
+            drawn = await asyncio.to_thread(draw_edit, job.thumbnail, *spec[:3])
+            self._drawn[job.request_id] = drawn
+            while len(self._drawn) > _DRAWN_KEPT:
+                self._drawn.popitem(last=False)
+        return drawn
 
     def _job_now(
         self, request: web.Request, gateway_id: str
@@ -298,7 +434,7 @@ class Emulator:
         if job.error_type is not None:
             return _json(200, replies.failed_result(job), gateway_id)
         try:
-            image = await self._store.get(image_spec(job.params), self._look(job))
+            image = await self._job_image(job)
         except PillowMissingError as exc:
             return _json(500, {"error": str(exc)}, gateway_id)
         return _json(200, replies.result(job, image), gateway_id)
@@ -328,9 +464,11 @@ class Emulator:
             found = self._image_for(request)
             if found is None:
                 return web.Response(status=404, text="Not Found")
-            spec, look = found
+            spec, _ = found
             try:
-                data = await self._store.get(spec, look)
+                job = self._table.get(request.match_info["request_id"])
+                assert job is not None  # found above
+                data = await self._job_image(job)
             except PillowMissingError as exc:
                 return web.Response(status=500, text=str(exc))
             content_type = CONTENT_TYPES[spec[0]]

@@ -64,6 +64,12 @@ class JobRecord:
     cancelled: bool = False
     #: Place in the order jobs entered the queue (only meaningful while queued).
     seq: int = 0
+    #: The kind of each input image reference, in order: ``url``, ``base64`` or ``data_uri``.
+    input_kinds: tuple[str, ...] = ()
+    #: Why the job fails, when the emulator decided it (an input it could not fetch).
+    error_message: str | None = None
+    #: A small copy of an edit's first input image, that its outputs are drawn from.
+    thumbnail: tuple[int, int, bytes] | None = attrs.field(default=None, repr=False)
 
     @property
     def state(self) -> str:
@@ -100,6 +106,12 @@ class Stats:
     faults_injected: Counter[str] = attrs.field(factory=Counter)
     #: Jobs the server accepted (a faulted or refused submit creates none).
     jobs_created: int = 0
+    #: Jobs accepted per model (the queue's path segment).
+    jobs_by_model: Counter[str] = attrs.field(factory=Counter)
+    #: Submits refused with 422 per model (validation, inline data refused).
+    refused_by_model: Counter[str] = attrs.field(factory=Counter)
+    #: Files received by the upload endpoint.
+    uploads: int = 0
     #: Requests being handled right now, per kind and ``"all"`` (both origins together).
     concurrent_requests: dict[str, int] = attrs.field(factory=_per_kind)
     #: The most requests handled at once, per kind and ``"all"``.
@@ -151,6 +163,9 @@ class Stats:
             "requests": dict(self.requests),
             "faults_injected": dict(self.faults_injected),
             "jobs_created": self.jobs_created,
+            "jobs_by_model": dict(self.jobs_by_model),
+            "refused_by_model": dict(self.refused_by_model),
+            "uploads": self.uploads,
             "jobs_completed": sum(outcomes.values()),
             "outcomes": dict(outcomes),
             "running_jobs": self.running_jobs,
