@@ -43,20 +43,18 @@ from odiqueue._download import save_image
 from odiqueue._endpoints import Endpoints, check_model_name
 from odiqueue._errors import (
     ClientClosedError,
-    ConfigurationError,
     InvalidParameterError,
-    InvalidRequestError,
     OutputFileError,
     OutputFileExistsError,
 )
-from odiqueue._http import Reply, Transport
-from odiqueue._imageref import ImageRef
+from odiqueue._http import Transport
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
 from odiqueue._prices import PriceTable
 from odiqueue._proxy import ProxySettings
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
+from odiqueue._uploads import FileSubmits
 from odiqueue._waiting import WaitingCalls, raise_if_failed
 
 if TYPE_CHECKING:
@@ -129,37 +127,15 @@ class AsyncClient(WaitingCalls):
         seed: int | None = None,
     ) -> None:
         check_model_name(model)
-        if inline_images not in ("base64", "data_uri"):
-            raise ConfigurationError(
-                f"inline_images={inline_images!r} must be 'base64' or 'data_uri'"
-            )
         self._key: Secret = resolve_api_key(api_key)
         self._base = resolve_base_url(base_url, provider, allow_insecure_http=allow_insecure_http)
         self._model = model
         self._endpoints = Endpoints(self._base, model)
-        self._by_model = {model: self._endpoints}
-        self._upload_url = (
-            None
-            if upload_url is None
-            else _upload_endpoint(upload_url, allow_insecure_http=allow_insecure_http)
-        )
-        self._inline_style: _edits.InlineStyle = inline_images
-        self._max_inline = limits.max_inline_submits
-        self._inline: anyio.CapacityLimiter | None = None
+        self._by_model = {model: self._endpoints}  # the queues of other models, when asked
         self._poll = poll
         self._downloads = downloads
         self._rng = random.Random(seed)
         proxies = ProxySettings.from_env(os.environ, proxy=proxy, trust_env=trust_env)
-        via = proxies.for_url(self._base)
-        if via is not None:
-            if self._base.scheme != "https":
-                raise ConfigurationError(
-                    f"base_url={str(self._base)!r} is plain http and would be reached through "
-                    f"the proxy {via}, which would read the API key: use https, list the host "
-                    "in NO_PROXY, or pass trust_env=False"
-                )
-            log.debug("requests to %s go through the proxy %s", self._base.host, via)
-        self._proxy_shown = None if via is None else via.shown
         self._transport = Transport(
             api_key=self._key,
             api_origin=self._base,
@@ -172,15 +148,20 @@ class AsyncClient(WaitingCalls):
             proxies=proxies,
             ssl_context=ssl_context,
         )
-        if self._upload_url is not None:
-            self._transport.routes.trust(self._upload_url)
+        self._files = FileSubmits(
+            self._transport,
+            upload_url,
+            inline_images,
+            limits.max_inline_submits,
+            allow_insecure_http=allow_insecure_http,
+        )
         self._state = _State.UNOPENED
 
     def __repr__(self) -> str:
         return (
             f"AsyncClient(base_url={str(self._base)!r}, model={self._model!r}, "
             f"api_key={str(self._key)!r}, state={self._state.value!r}"
-            + ("" if self._proxy_shown is None else f", proxy={self._proxy_shown!r}")
+            + ("" if (shown := self._transport.routes.api_proxy) is None else f", proxy={shown!r}")
             + ")"
         )
 
@@ -235,7 +216,7 @@ class AsyncClient(WaitingCalls):
                 "create a new one"
             )
         await self._transport.open()
-        self._inline = anyio.CapacityLimiter(self._max_inline)
+        self._files.open()
         self._state = _State.OPEN
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -273,7 +254,7 @@ class AsyncClient(WaitingCalls):
             request.check_for(model)
         endpoints = self._endpoints_for(model)
         if request.files:
-            reply = await self._submit_files(request, endpoints.queue)
+            reply = await self._files.submit(request, endpoints.queue)
         else:
             reply = await self._transport.call(
                 "submit", endpoints.queue, body=_wire.request_to_json(request)
@@ -295,10 +276,9 @@ class AsyncClient(WaitingCalls):
 
     def _endpoints_for(self, model: str) -> Endpoints:
         """The queue URLs of ``model`` under this client's base URL."""
-        found = self._by_model.get(model)
-        if found is None:
-            found = self._by_model[model] = Endpoints(self._base, model)
-        return found
+        if model not in self._by_model:
+            self._by_model[model] = Endpoints(self._base, model)
+        return self._by_model[model]
 
     def attach(self, request_id: str, *, model: str | None = None) -> JobHandle:
         """A handle for a job known only by its id (from a log, a manifest, another process).
@@ -307,71 +287,8 @@ class AsyncClient(WaitingCalls):
         """
         if not isinstance(request_id, str) or not request_id.strip():
             raise InvalidParameterError("request_id", request_id, "a non-empty string")
-        endpoints = self._endpoints
-        if model is not None:
-            endpoints = self._endpoints_for(check_model_name(model))
+        endpoints = self._endpoints_for(self._model if model is None else check_model_name(model))
         return JobHandle(request_id.strip(), *endpoints.job_urls(request_id.strip()))
-
-    async def _submit_files(self, request: ImageRequest, queue: URL) -> Reply:
-        """Submit a request with local input files: inline, or uploaded where it must be."""
-        uploaded: dict[ImageRef, str] = {}
-        for field, ref, size in await anyio.to_thread.run_sync(_edits.large_files, request):
-            if self._upload_url is None:
-                raise InvalidParameterError(
-                    field,
-                    str(ref),
-                    f"at most {_edits.INLINE_MAX_BYTES:,} bytes inline ({size:,}): set "
-                    "upload_url= (--upload-url) so larger files are uploaded",
-                )
-            uploaded[ref] = await self._upload(field, ref)
-        try:
-            return await self._send_files(request, uploaded, queue)
-        except InvalidRequestError as exc:
-            if set(request.files) <= uploaded.keys() or not _edits.refused_inline(exc):
-                raise
-            if self._upload_url is None:
-                raise InvalidRequestError(
-                    f"the server refused the inline image data ({exc.message}): set "
-                    "upload_url= (--upload-url) so local files are uploaded and sent as URLs",
-                    code=exc.code,
-                    body=exc.body,
-                    status=exc.status,
-                    provider_request_id=exc.provider_request_id,
-                ) from exc
-            log.info("the server refused inline image data (%s): uploading instead", exc.message)
-        # A refused submit created no job: sending it again with URLs pays once.
-        for field, ref in _edits.refs(request):
-            if ref.is_file and ref not in uploaded:
-                uploaded[ref] = await self._upload(field, ref)
-        return await self._send_files(request, uploaded, queue)
-
-    async def _send_files(
-        self, request: ImageRequest, uploaded: dict[ImageRef, str], queue: URL
-    ) -> Reply:
-        assert self._inline is not None
-        # The body is built here, when it is sent, and dropped with this frame: only
-        # ``max_inline_submits`` of them exist at once, whatever the batch's size.
-        async with self._inline:
-            payload = await anyio.to_thread.run_sync(
-                _edits.body_bytes, request, uploaded, self._inline_style
-            )
-            try:
-                return await self._transport.call("submit", queue, payload=payload)
-            finally:
-                del payload
-
-    async def _upload(self, field: str, ref: ImageRef) -> str:
-        """Upload one local file to the configured endpoint; the URL it answered with."""
-        assert self._upload_url is not None
-        assert ref.path is not None
-        assert self._inline is not None
-        path = ref.path
-        async with self._inline:
-            data, content_type = await anyio.to_thread.run_sync(_edits.read_image, field, path)
-            reply = await self._transport.upload(self._upload_url, data, path.name, content_type)
-        url = _wire.decode_upload(reply.data)
-        log.info("uploaded %s as %s", path.name, url)
-        return url
 
     async def status(self, job: JobHandle | str) -> JobStatus:
         """The job's current status: Queued, Running, Succeeded, Failed or Cancelled."""
@@ -530,11 +447,3 @@ class AsyncClient(WaitingCalls):
         return handle, self._transport.routes.check_api_url(
             raw, what=what, request_id=handle.request_id
         )
-
-
-def _upload_endpoint(raw: str, *, allow_insecure_http: bool) -> URL:
-    """The upload endpoint's URL, checked as the base URL is (https, or http on loopback)."""
-    try:
-        return resolve_base_url(raw, None, allow_insecure_http=allow_insecure_http)
-    except ConfigurationError as exc:
-        raise ConfigurationError(str(exc).replace("base_url=", "upload_url=", 1)) from None

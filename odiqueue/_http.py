@@ -47,17 +47,15 @@ from odiqueue._errors import (
     APIError,
     ConnectError,
     DecodeError,
-    ImageDownloadError,
     RequestTimeoutError,
     ResponseTooLargeError,
-    ServerError,
     SubmissionUncertainError,
     TransportError,
     UnsafeURLError,
     error_from_reply,
 )
 from odiqueue._proxy import ProxySettings
-from odiqueue._retry import Call, Retrier, Retryable
+from odiqueue._retry import Call, Retrier, Retryable, after_error_status, image_host_error
 from odiqueue._trust import Routes
 
 __all__ = ["Reply", "Transport"]
@@ -65,8 +63,6 @@ __all__ = ["Reply", "Transport"]
 log = logging.getLogger("odiqueue")
 
 
-RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-SUBMIT_RETRY_STATUSES: Final = frozenset({429, 503})
 _METHODS: Final[dict[Call, str]] = {
     "submit": "POST",
     "status": "GET",
@@ -258,7 +254,6 @@ class Transport:
         headers: CIMultiDictProxy[str],
         request_id: str | None,
     ) -> Exception:
-        submit = call == "submit"
         body = self._scrub(body)
         retry_after = _backoff.retry_after_of(headers)
         error = error_from_reply(
@@ -271,25 +266,9 @@ class Transport:
         log.debug(
             "%s of request %s: HTTP %d: %s", call, request_id or "(new)", status, error.message
         )
-        if status == 429 and submit:
+        if status == 429 and call == "submit":
             self.retrier.submits_refused += 1
-        if submit:
-            if status in SUBMIT_RETRY_STATUSES:
-                return Retryable(error, retry_after)
-            if isinstance(error, ServerError):
-                # A gateway or server error after the body was sent: the job may exist.
-                uncertain = SubmissionUncertainError(
-                    f"the server answered HTTP {status} ({error.message})",
-                    request_id=request_id,
-                    status=status,
-                    provider_request_id=error.provider_request_id,
-                )
-                uncertain.__cause__ = error
-                return uncertain
-            return error
-        if status in RETRY_STATUSES:
-            return Retryable(error, retry_after)
-        return error
+        return after_error_status(call, status, error, retry_after)
 
     async def _send(
         self,
@@ -396,7 +375,13 @@ class Transport:
                     response.status,
                 )
                 if response.status >= 300:
-                    raise _image_host_error(response.status, response.headers, url, request_id)
+                    raise image_host_error(
+                        response.status,
+                        url.host,
+                        response.headers.get("X-Request-Id"),
+                        _backoff.retry_after_of(response.headers),
+                        request_id,
+                    )
                 # With a Content-Encoding, Content-Length counts the compressed bytes, not
                 # the image: only the cap (counted as it inflates) applies then.
                 encoded = "Content-Encoding" in response.headers
@@ -428,26 +413,6 @@ class Transport:
                     request_id=request_id,
                 )
             yield chunk
-
-
-def _image_host_error(
-    status: int, headers: CIMultiDictProxy[str], url: URL, request_id: str | None
-) -> Exception:
-    """An error status from an image's host, as a failure of that one image.
-
-    Not read through the API's error table: a CDN's 401 or 403 (an expired signed link) is
-    not a bad key, and its 429 is not the API's rate limit, so neither may stop a batch or
-    slow every API call. A 404 is retried too: a CDN may serve a new file a moment late.
-    """
-    error = ImageDownloadError(
-        f"the image host {url.host} answered HTTP {status}",
-        request_id=request_id,
-        status=status,
-        provider_request_id=headers.get("X-Request-Id"),
-    )
-    if status in RETRY_STATUSES or status == 404:
-        return Retryable(error, _backoff.retry_after_of(headers))
-    return error
 
 
 def _needs_proxy_credentials(exc: BaseException) -> bool:

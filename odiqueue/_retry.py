@@ -3,8 +3,9 @@
 Retry-After is honoured here: a reply's own wait is used instead of the backoff (up to
 ``RetryPolicy.max_retry_after``), and a 429 holds every call of the client, not just the
 one that met it, so a rate-limited client slows down as a whole. Which failures are worth
-another attempt is decided where they happen (``_http``), which marks them with
-:func:`retryable`.
+another attempt is decided here too (:func:`after_error_status`, :func:`image_host_error`,
+by the table in ``_http``'s docstring); network failures are marked where they happen
+(``_http``) with :func:`retryable`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,32 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 from odiqueue import _backoff
 from odiqueue._config import RetryPolicy
-from odiqueue._errors import OdiqueueError, RateLimitError
+from odiqueue._errors import (
+    ImageDownloadError,
+    OdiqueueError,
+    RateLimitError,
+    ServerError,
+    SubmissionUncertainError,
+)
 
-__all__ = ["Call", "Retrier", "Retryable", "retryable"]
+__all__ = [
+    "RETRY_STATUSES",
+    "SUBMIT_RETRY_STATUSES",
+    "Call",
+    "Retrier",
+    "Retryable",
+    "after_error_status",
+    "image_host_error",
+    "retryable",
+]
+
+RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+#: A submit is sent again only after a refusal (no job was made), never after a 5xx.
+SUBMIT_RETRY_STATUSES: Final = frozenset({429, 503})
 
 log = logging.getLogger("odiqueue")
 
@@ -107,3 +127,51 @@ class Retrier:
         wait = self._not_before - _backoff.now()
         if wait > 0:
             await _backoff.sleep(wait)
+
+
+def after_error_status(
+    call: Call, status: int, error: OdiqueueError, retry_after: float | None
+) -> Exception:
+    """What an API error status means for ``call``: worth another attempt
+    (:class:`Retryable`), or ``error`` as it stands. For a submit, a gateway or server
+    error after the body was sent may have made the job: SubmissionUncertainError."""
+    if call == "submit":
+        if status in SUBMIT_RETRY_STATUSES:
+            return Retryable(error, retry_after)
+        if isinstance(error, ServerError):
+            uncertain = SubmissionUncertainError(
+                f"the server answered HTTP {status} ({error.message})",
+                request_id=error.request_id,
+                status=status,
+                provider_request_id=error.provider_request_id,
+            )
+            uncertain.__cause__ = error
+            return uncertain
+        return error
+    if status in RETRY_STATUSES:
+        return Retryable(error, retry_after)
+    return error
+
+
+def image_host_error(
+    status: int,
+    host: str | None,
+    provider_request_id: str | None,
+    retry_after: float | None,
+    request_id: str | None,
+) -> Exception:
+    """An error status from an image's host, as a failure of that one image.
+
+    Not read through the API's error table: a CDN's 401 or 403 (an expired signed link) is
+    not a bad key, and its 429 is not the API's rate limit, so neither may stop a batch or
+    slow every API call. A 404 is retried too: a CDN may serve a new file a moment late.
+    """
+    error = ImageDownloadError(
+        f"the image host {host} answered HTTP {status}",
+        request_id=request_id,
+        status=status,
+        provider_request_id=provider_request_id,
+    )
+    if status in RETRY_STATUSES or status == 404:
+        return Retryable(error, retry_after)
+    return error

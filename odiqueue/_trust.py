@@ -8,6 +8,7 @@ transport asks here before every request, on every redirect hop.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import Final
 
@@ -18,6 +19,8 @@ from odiqueue._errors import ConfigurationError, DecodeError, UnsafeURLError
 from odiqueue._proxy import Proxy, ProxySettings
 
 __all__ = ["Routes"]
+
+log = logging.getLogger("odiqueue")
 
 #: How many origins' proxy choices are kept (image hosts can be many).
 _PROXY_CHOICES_KEPT: Final = 256
@@ -37,6 +40,17 @@ class Routes:
         self._proxies = proxies if proxies is not None and not proxies.empty else None
         # The choice per origin: NO_PROXY's rules cost far more than a lookup.
         self._proxy_of: dict[tuple[str, str | None, int | None], Proxy | None] = {}
+        via = self.proxy_for(api_origin)
+        if via is not None and api_origin.scheme != "https":
+            raise ConfigurationError(
+                f"base_url={str(api_origin)!r} is plain http and would be reached through "
+                f"the proxy {via}, which would read the API key: use https, list the host "
+                "in NO_PROXY, or pass trust_env=False"
+            )
+        if via is not None:
+            log.debug("requests to %s go through the proxy %s", api_origin.host, via)
+        #: The proxy the API is reached through, as it may be shown (None: directly).
+        self.api_proxy = None if via is None else via.shown
 
     def proxy_for(self, url: URL) -> Proxy | None:
         """The proxy a request to ``url`` goes through (None: directly)."""

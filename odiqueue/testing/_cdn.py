@@ -7,16 +7,23 @@ holds the encoded files and writes them out without copying them per request.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import OrderedDict
 
 from aiohttp import web
 
-from odiqueue.testing._images import Look, render
-from odiqueue.testing._replies import ImageSpec
+from odiqueue._edits import sniff
+from odiqueue.testing._config import EmulatorConfig
+from odiqueue.testing._edits import draw_edit
+from odiqueue.testing._images import Look, look_of, render
+from odiqueue.testing._replies import ImageSpec, image_spec
+from odiqueue.testing._state import JobRecord
 
-__all__ = ["ImageStore", "stream"]
+__all__ = ["MAX_UPLOAD_BYTES", "ImageStore", "JobImages", "Uploads", "stream"]
 
 _CHUNK = 256 * 1024
+#: The largest file the upload endpoint takes.
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 #: ``(output_format, width, height, alpha, pad_to, look)``: everything that changes the file.
 ImageKey = tuple[str, int, int, bool, int | None, Look]
@@ -68,3 +75,56 @@ async def stream(request: web.BaseRequest, data: bytes, content_type: str) -> we
             await response.write(view[offset : offset + _CHUNK])
     await response.write_eof()
     return response
+
+
+#: Edit outputs kept drawn (each is asked for about twice).
+_DRAWN_KEPT = 32
+
+
+class JobImages:
+    """Each job's image file: drawn from its first input for an edit, else the gradient."""
+
+    def __init__(self, store: ImageStore, config: EmulatorConfig) -> None:
+        self._store = store
+        self._config = config
+        self._drawn: OrderedDict[str, bytes] = OrderedDict()
+
+    async def get(self, job: JobRecord) -> bytes:
+        """The file of a job's images. PillowMissingError when the format needs Pillow."""
+        spec = image_spec(job.params)
+        if job.thumbnail is None or self._config.same_images:
+            return await self._store.get(spec, self.look(job))
+        drawn = self._drawn.get(job.request_id)
+        if drawn is None:
+            drawn = await asyncio.to_thread(draw_edit, job.thumbnail, *spec[:3])
+            self._drawn[job.request_id] = drawn
+            while len(self._drawn) > _DRAWN_KEPT:
+                self._drawn.popitem(last=False)
+        return drawn
+
+    def look(self, job: JobRecord) -> Look:
+        """The job's own colours and label, so that a demo's images can be told apart."""
+        return Look.PLAIN if self._config.same_images else look_of(job.params)
+
+
+class Uploads:
+    """Files sent to the emulator's upload endpoint, served back from the CDN origin."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[bytes, str]] = {}
+
+    def keep(self, data: bytes) -> str | None:
+        """Keep an uploaded image; its name, or None when it is no png/jpeg/webp or too big."""
+        content_type = sniff(data[:16])
+        if content_type is None or len(data) > MAX_UPLOAD_BYTES:
+            return None
+        name = f"{secrets.token_hex(8)}.{content_type.rpartition('/')[2]}"
+        self._files[name] = (data, content_type)
+        return name
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """``GET /uploads/{name}`` on the CDN origin."""
+        found = self._files.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404, text="Not Found")
+        return await stream(request, *found)

@@ -19,9 +19,14 @@ import io
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import aiohttp
+from yarl import URL
+
+from odiqueue._config import is_loopback
 from odiqueue._edits import sniff
 
 __all__ = [
+    "InputFetcher",
     "Thumbnail",
     "decode_inline",
     "draw_edit",
@@ -182,3 +187,52 @@ def draw_edit(thumb: Thumbnail, output_format: str, width: int, height: int) -> 
     else:
         canvas.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
+
+
+class InputFetcher:
+    """Reads a job's input images: inline ones decoded, URL ones fetched (loopback only)."""
+
+    def __init__(self) -> None:
+        self._fetcher: aiohttp.ClientSession | None = None
+
+    async def aclose(self) -> None:
+        """Close the session used to fetch URL inputs, if one was opened."""
+        if self._fetcher is not None:
+            fetcher, self._fetcher = self._fetcher, None
+            await fetcher.close()
+
+    async def read(self, references: list[tuple[str, str]]) -> tuple[bytes | None, str | None]:
+        """The first input image's bytes, once every URL reference was fetched and found to
+        be an image (inline ones were checked with the body); else why one was not."""
+        first: bytes | None = None
+        for index, (label, reference) in enumerate(references):
+            if kind_of(reference) != "url":
+                data = decode_inline(reference) if index == 0 else None
+            else:
+                data, problem = await self._fetch(label, reference)
+                if problem is not None:
+                    return None, problem
+            if index == 0 and label == "images[0]":
+                first = data
+        return first, None
+
+    async def _fetch(self, label: str, reference: str) -> tuple[bytes | None, str | None]:
+        """The bytes at an http(s) reference (loopback hosts only), or why there are none."""
+        url = URL(reference)
+        if not is_loopback(url.host or ""):
+            return (
+                None,
+                f"{label}: {url.host} is not a loopback host (the emulator fetches no other)",
+            )
+        if self._fetcher is None:
+            self._fetcher = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            async with self._fetcher.get(url) as response:
+                if response.status != 200:
+                    return None, f"{label}: fetching {reference} answered HTTP {response.status}"
+                data = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"{label}: could not fetch {reference} ({type(exc).__name__})"
+        if sniff(data[:16]) is None:
+            return None, f"{label}: {reference} is not a png, jpeg or webp image"
+        return data, None

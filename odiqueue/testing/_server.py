@@ -14,27 +14,21 @@ the CDN origin; see ``_edits`` for how inputs are read and outputs drawn from th
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import json
-import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import attrs
 from aiohttp import web
 from yarl import URL
 
-from odiqueue._config import is_loopback
-from odiqueue._edits import sniff
-from odiqueue.testing._cdn import ImageStore, stream
+from odiqueue.testing._cdn import ImageStore, JobImages, Uploads, stream
 from odiqueue.testing._config import EmulatorConfig, Faults
 from odiqueue.testing._edits import (
-    decode_inline,
-    draw_edit,
-    kind_of,
+    InputFetcher,
     labelled_references,
     summarize,
     thumbnail,
@@ -45,15 +39,11 @@ from odiqueue.testing._images import (
     EXTENSIONS,
     Look,
     PillowMissingError,
-    look_of,
 )
 from odiqueue.testing._params import json_error, validate
 from odiqueue.testing._replies import ImageSpec, Replies, image_spec, new_request_id
 from odiqueue.testing._scheduler import JobTable
 from odiqueue.testing._state import JobRecord, Stats
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 __all__ = ["Emulator"]
 
@@ -66,12 +56,8 @@ BACKLOG = 2048
 SHUTDOWN_GRACE = 0.25
 #: Where the upload endpoint listens on the API origin (the vendor's path).
 UPLOAD_PATH = "/api/v1/storage/files"
-#: The largest file the upload endpoint takes.
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 #: The largest request body the API origin reads.
 MAX_BODY_BYTES = 256 * 1024 * 1024
-#: Edit outputs kept drawn (a result reply and its download ask for the same one).
-_DRAWN_KEPT = 32
 _CREDITS_402 = {
     "status": {"code": 402, "message": "Insufficient credits", "error_code": 40201},
     "data": None,
@@ -99,7 +85,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self._config = config if config is not None else EmulatorConfig()
         self._gateway_ids = itertools.count(1)
-        self._store = ImageStore(self._config.image_bytes)
+        self._images = JobImages(ImageStore(self._config.image_bytes), self._config)
         self._api_runner: web.AppRunner | None = None
         self._cdn_runner: web.AppRunner | None = None
         self._base_url: str | None = None
@@ -108,9 +94,8 @@ class Emulator:
         self._stats = Stats()
         self._table = JobTable(self._config, self._stats)
         self._faults = FaultPicker(self._config.faults, self._config.seed)
-        self._uploads: dict[str, tuple[bytes, str]] = {}
-        self._drawn: collections.OrderedDict[str, bytes] = collections.OrderedDict()
-        self._fetcher: aiohttp.ClientSession | None = None
+        self._uploads = Uploads()
+        self._inputs = InputFetcher()
 
     @property
     def config(self) -> EmulatorConfig:
@@ -185,20 +170,13 @@ class Emulator:
         self._api_runner = self._cdn_runner = None
         for runner in runners:
             await runner.cleanup()
-        if self._fetcher is not None:
-            fetcher, self._fetcher = self._fetcher, None
-            await fetcher.close()
+        await self._inputs.aclose()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # -- wiring ---------------------------------------------------------------------------
@@ -221,7 +199,7 @@ class Emulator:
     def _cdn_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/images/{request_id}/{name}", self._image)
-        app.router.add_get("/uploads/{name}", self._uploaded)
+        app.router.add_get("/uploads/{name}", self._uploads.serve)
         return app
 
     def _api(self, kind: str, impl: _Impl) -> _Handler:
@@ -305,7 +283,7 @@ class Emulator:
         kept, kinds = summarize(body)
         references = labelled_references(body)
         del body  # a job keeps a summary, never its inline megabytes
-        source, problem = await self._read_references(references)
+        source, problem = await self._inputs.read(references)
         job = self._table.submit(request_id, model, kept, time.monotonic())
         job.input_kinds = kinds
         if problem is not None:
@@ -313,44 +291,6 @@ class Emulator:
         elif source is not None:
             job.thumbnail = await asyncio.to_thread(thumbnail, source)
         return _json(200, self._bodies().submit(job), gateway_id)
-
-    async def _read_references(
-        self, references: list[tuple[str, str]]
-    ) -> tuple[bytes | None, str | None]:
-        """The first input image's bytes, once every URL reference was fetched and found to
-        be an image (inline ones were checked with the body); else why one was not."""
-        first: bytes | None = None
-        for index, (label, reference) in enumerate(references):
-            if kind_of(reference) != "url":
-                data = decode_inline(reference) if index == 0 else None
-            else:
-                data, problem = await self._fetch(label, reference)
-                if problem is not None:
-                    return None, problem
-            if index == 0 and label == "images[0]":
-                first = data
-        return first, None
-
-    async def _fetch(self, label: str, reference: str) -> tuple[bytes | None, str | None]:
-        """The bytes at an http(s) reference (loopback hosts only), or why there are none."""
-        url = URL(reference)
-        if not is_loopback(url.host or ""):
-            return (
-                None,
-                f"{label}: {url.host} is not a loopback host (the emulator fetches no other)",
-            )
-        if self._fetcher is None:
-            self._fetcher = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            async with self._fetcher.get(url) as response:
-                if response.status != 200:
-                    return None, f"{label}: fetching {reference} answered HTTP {response.status}"
-                data = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"{label}: could not fetch {reference} ({type(exc).__name__})"
-        if sniff(data[:16]) is None:
-            return None, f"{label}: {reference} is not a png, jpeg or webp image"
-        return data, None
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
         gateway_id = self._next_gateway_id()
@@ -367,34 +307,12 @@ class Emulator:
         if data is None:
             body = {"error": {"code": "BAD_REQUEST", "message": "multipart field 'file' required"}}
             return _json(400, body, gateway_id)
-        content_type = sniff(data[:16])
-        if content_type is None or len(data) > MAX_UPLOAD_BYTES:
+        name = self._uploads.keep(data)
+        if name is None:
             body = {"error": {"code": "BAD_REQUEST", "message": "not a png, jpeg or webp image"}}
             return _json(400, body, gateway_id)
-        name = f"{secrets.token_hex(8)}.{content_type.rpartition('/')[2]}"
-        self._uploads[name] = (data, content_type)
         self._stats.uploads += 1
         return _json(200, {"data": {"url": f"{self.cdn_url}/uploads/{name}"}}, gateway_id)
-
-    async def _uploaded(self, request: web.Request) -> web.StreamResponse:
-        found = self._uploads.get(request.match_info["name"])
-        if found is None:
-            return web.Response(status=404, text="Not Found")
-        return await stream(request, *found)
-
-    async def _job_image(self, job: JobRecord) -> bytes:
-        """The file of a job's images: drawn from its first input for an edit, else the
-        emulator's gradient. PillowMissingError when the format needs Pillow."""
-        spec = image_spec(job.params)
-        if job.thumbnail is None or self._config.same_images:
-            return await self._store.get(spec, self._look(job))
-        drawn = self._drawn.get(job.request_id)
-        if drawn is None:
-            drawn = await asyncio.to_thread(draw_edit, job.thumbnail, *spec[:3])
-            self._drawn[job.request_id] = drawn
-            while len(self._drawn) > _DRAWN_KEPT:
-                self._drawn.popitem(last=False)
-        return drawn
 
     def _job_now(
         self, request: web.Request, gateway_id: str
@@ -434,7 +352,7 @@ class Emulator:
         if job.error_type is not None:
             return _json(200, replies.failed_result(job), gateway_id)
         try:
-            image = await self._job_image(job)
+            image = await self._images.get(job)
         except PillowMissingError as exc:
             return _json(500, {"error": str(exc)}, gateway_id)
         return _json(200, replies.result(job, image), gateway_id)
@@ -468,7 +386,7 @@ class Emulator:
             try:
                 job = self._table.get(request.match_info["request_id"])
                 assert job is not None  # found above
-                data = await self._job_image(job)
+                data = await self._images.get(job)
             except PillowMissingError as exc:
                 return web.Response(status=500, text=str(exc))
             content_type = CONTENT_TYPES[spec[0]]
@@ -489,11 +407,7 @@ class Emulator:
         index, dot, extension = request.match_info["name"].partition(".")
         if not (dot and index.isdigit() and extension == EXTENSIONS[spec[0]]):
             return None
-        return (spec, self._look(job)) if int(index) < job.params.get("n", 1) else None
-
-    def _look(self, job: JobRecord) -> Look:
-        """The job's own colours and label, so that a demo's images can be told apart."""
-        return Look.PLAIN if self._config.same_images else look_of(job.params)
+        return (spec, self._images.look(job)) if int(index) < job.params.get("n", 1) else None
 
     async def _control_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats.to_json())
