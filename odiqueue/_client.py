@@ -36,6 +36,7 @@ from odiqueue._config import (
     DownloadPolicy,
     Limits,
     PollPolicy,
+    Redo,
     RetryPolicy,
     Secret,
     Timeouts,
@@ -48,6 +49,7 @@ from odiqueue._errors import (
     ClientClosedError,
     ConfigurationError,
     DeadlineExceededError,
+    Fix,
     InvalidParameterError,
     OutputFileError,
     OutputFileExistsError,
@@ -73,6 +75,7 @@ _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
 _POLL: Final = PollPolicy()
 _DOWNLOADS: Final = DownloadPolicy()
+_REPLACE_IT: Final = "pass {setting} to replace it"
 
 
 class _State(enum.Enum):
@@ -428,7 +431,9 @@ class AsyncClient:
                 self._transport, image, target, overwrite, expected_format, request_id, policy
             )
         except FileExistsError as exc:
-            raise OutputFileExistsError(str(exc), request_id=request_id) from exc
+            raise OutputFileExistsError(
+                str(exc), request_id=request_id, fix=Fix("overwrite", True, _REPLACE_IT)
+            ) from exc
         except OSError as exc:
             # Network errors arrive translated (TransportError): an OSError here is the disk's.
             raise OutputFileError(
@@ -454,6 +459,7 @@ class AsyncClient:
         max_images: int | None = None,
         max_cost: float | None = None,
         prices: PriceTable | None = None,
+        redo: Redo = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Batch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -469,6 +475,10 @@ class AsyncClient:
 
         The keywords are :class:`BatchOptions`' fields (each documented there, with its
         default). ``on_progress`` is called with a :class:`Progress` snapshot at every change.
+
+        To generate chosen items again (a better prompt, another draw), run the same batch
+        with ``redo``: a list of keys, ``"failed"`` or ``"changed"``; each earlier image is
+        moved to ``out_dir/previous/`` once its new one is saved.
         """
         from odiqueue._batch import Batch  # the engine builds on the client, never the reverse
 
@@ -488,6 +498,7 @@ class AsyncClient:
             max_images=max_images,
             max_cost=max_cost,
             prices=PriceTable() if prices is None else prices,
+            redo=redo,
         )
         return Batch(self, items, Path(out_dir), options, on_progress)
 

@@ -33,15 +33,20 @@
 
 Every error carries what is known of its context: ``request_id`` (the job), ``status``
 (HTTP), ``provider_request_id`` (the ``X-Request-Id`` header) and ``message`` (the server's
-own words). ``fatal`` is true for errors that no other job of the same key can escape
-(authentication, credits, permission): a batch stops submitting when it meets one.
+own words). ``fix``, when set, is the setting that would resolve the error, as data (a
+:class:`Fix`), so that each interface names it in its own words: the message says the
+Python parameter, the command line its flag. ``fatal`` is true for errors that no other
+job of the same key can escape (authentication, credits, permission): a batch stops
+submitting when it meets one.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+import attrs
 
 __all__ = [
     "APIError",
@@ -52,6 +57,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "Fix",
     "ImageDownloadError",
     "InsufficientCreditsError",
     "InvalidParameterError",
@@ -75,6 +81,29 @@ __all__ = [
 ]
 
 
+@attrs.frozen
+class Fix:
+    """A setting that would resolve an error: ``parameter`` set to ``value``.
+
+    ``advice`` is the sentence that recommends it, with ``{setting}`` where the setting is
+    named: ``str(fix)`` names it as Python does (``overwrite=True``), and the command line
+    spells the same fix as its flag (``--overwrite``).
+    """
+
+    parameter: Literal["overwrite", "redo"]
+    value: bool | str | tuple[str, ...]
+    advice: str = "pass {setting}"
+
+    def __str__(self) -> str:
+        return self.advice.format(setting=self.setting)
+
+    @property
+    def setting(self) -> str:
+        """The setting as a Python keyword argument, e.g. ``redo='changed'``."""
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return f"{self.parameter}={value!r}"
+
+
 class OdiqueueError(Exception):
     """Root of every error this library raises."""
 
@@ -87,14 +116,30 @@ class OdiqueueError(Exception):
         request_id: str | None = None,
         status: int | None = None,
         provider_request_id: str | None = None,
+        fix: Fix | None = None,
     ) -> None:
+        #: The problem alone, without the advice of ``fix``.
+        self.problem = message
+        if fix is not None:
+            message = f"{message}: {fix}"
         super().__init__(message)
         self.message = message
         self.request_id = request_id
         self.status = status
         self.provider_request_id = provider_request_id
+        self.fix = fix
+
+    def told(self, setting: str) -> str:
+        """The error in full, with its fix named as ``setting`` (e.g. a CLI flag) instead of
+        the Python parameter; just ``str(self)`` when it has no fix."""
+        if self.fix is None:
+            return str(self)
+        return self._with_context(f"{self.problem}: {self.fix.advice.format(setting=setting)}")
 
     def __str__(self) -> str:
+        return self._with_context(self.message)
+
+    def _with_context(self, message: str) -> str:
         context = [
             f"{name}={value}"
             for name, value in (
@@ -104,7 +149,7 @@ class OdiqueueError(Exception):
             )
             if value is not None
         ]
-        return f"{self.message} ({', '.join(context)})" if context else self.message
+        return f"{message} ({', '.join(context)})" if context else message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"

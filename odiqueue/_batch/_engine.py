@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -42,6 +43,7 @@ from odiqueue._batch._notfound import Unknown
 from odiqueue._batch._patience import submit_patiently
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Progress, Stage, Tally
+from odiqueue._batch._redo import swap, unknown_keys
 from odiqueue._batch._save import Collector
 from odiqueue._batch._throttle import RateLimiter
 from odiqueue._config import BatchOptions
@@ -126,6 +128,7 @@ class Batch:
         self._budget.count_earlier(states)
         self._tally.cost = self._budget.cost
         try:
+            unknown_keys(self._options.redo, states, self._out_dir)  # before anything is sent
             # Under the lock no other batch writes here: any part file is a killed run's.
             await anyio.to_thread.run_sync(remove_parts, self._out_dir)
         except BaseException:
@@ -421,27 +424,50 @@ class Batch:
         assert work.handle is not None
         handle = work.handle
         result, work.result = work.result, None
+        template = work.template or self._options.name_template
         saved = await self._collector.collect(
             handle,
             result,
-            template=work.template or self._options.name_template,
+            template=template,
             key=work.key,
             request=work.request,
             # Never forced for a resumed job: a file it had put in place just before the
             # process died holds the same bytes and is taken as is (see ``_sink``); any
             # other file at that name is someone's, and is kept.
             overwrite=self._options.overwrite,
-            apart=work.keep_apart,
+            # A redo's images wait under names of their own until all are saved.
+            apart=work.keep_apart or bool(work.replaces),
         )
+        moved: list[Path] = []
+        if work.replaces:
+            count = len(saved)
+            finals = [
+                self._collector.path(template, work.key, work.request, i, handle.request_id, count)
+                for i in range(count)
+            ]
+            placed, moved = await anyio.to_thread.run_sync(
+                swap,
+                self._out_dir,
+                [file.path for file in saved],
+                [] if work.keep_apart else finals,
+                work.replaces,
+                work.replaced_id,
+            )
+            saved = [attrs.evolve(f, path=p) for f, p in zip(saved, placed, strict=True)]
         self._tally.bump("bytes", sum(file.size for file in saved))
         files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
-        self._journal.write("saved", work.key, request_id=handle.request_id, files=files)
+        earlier = {"previous": [p.relative_to(self._out_dir).as_posix() for p in moved]}
+        self._journal.write("saved", work.key, request_id=handle.request_id, files=files, **earlier)
+        if work.redo:
+            self._tally.bump("redone")
         self._shift(work, "saved")
         log.info(
             "item %s: saved %d image(s) from request %s", work.key, len(saved), handle.request_id
         )
         paths = tuple(file.path for file in saved)
-        return work.outcome(paths=paths, saved_at=_backoff.now())
+        return work.outcome(
+            paths=paths, saved_at=_backoff.now(), redone=work.redo, previous=tuple(moved)
+        )
 
     # --- outcomes and counts -----------------------------------------------------------------
 

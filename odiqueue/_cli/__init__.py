@@ -20,6 +20,7 @@ from odiqueue._cli._args import (
     EXIT_USAGE,
     parser,
 )
+from odiqueue._cli._flags import told
 from odiqueue._cli._gallery import run_report
 from odiqueue._cli._generate import run_generate
 from odiqueue._cli._single import single_job
@@ -92,10 +93,10 @@ def _run(argv: Sequence[str] | None) -> int:
     except ValueError as exc:
         # A setting or argument refused before anything was sent: ConfigurationError,
         # InvalidParameterError (both ValueErrors) or an empty request id.
-        print(f"odiqueue: {exc}", file=sys.stderr)
+        print(f"odiqueue: {told(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OdiqueueError as exc:
-        print(f"odiqueue: {exc}", file=sys.stderr)
+        print(f"odiqueue: {told(exc)}", file=sys.stderr)
         return EXIT_FATAL if exc.fatal else EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

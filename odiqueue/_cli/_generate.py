@@ -27,8 +27,10 @@ from odiqueue._cli._args import (
 )
 from odiqueue._cli._bar import make_view
 from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
+from odiqueue._cli._flags import told
 from odiqueue._cli._gallery import GalleryUpdater, record_input, write_after_run
 from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._redo import redo_choice
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import (
     BudgetExceededError,
@@ -56,6 +58,10 @@ def run_generate(args: argparse.Namespace) -> int:
         rows = read_items(args.input, defaults=request_params(args), template=args.template)
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args.redo_choice, problem = redo_choice(args, rows)
+    if problem:
+        print(f"odiqueue generate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         prices = price_table(args)
@@ -138,7 +144,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     failures: list[tuple[int, Outcome]] = []
     counts = {"saved": 0, "failed": 0, "not_submitted": 0, "polls": 0}
     fatal: OdiqueueError | None = None
-    retried = 0
+    retried = skipped = redone = 0
     cost = 0.0
     stopped_by: BudgetExceededError | None = None
     holds_folder = False
@@ -174,6 +180,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     max_images=args.max_images,
                     max_cost=args.max_cost,
                     prices=args.price_table,
+                    redo=args.redo_choice,
                     on_progress=view.progress,
                 ) as outcomes:
                     # The folder is ours now (its lock is held): record which row is which.
@@ -194,8 +201,9 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                         else:
                             counts["failed"] += 1
                             failures.append((row, outcome))
-                    retried = outcomes.progress.retried
-                    cost = outcomes.progress.cost
+                    final = outcomes.progress
+                    retried, skipped, redone = final.retried, final.skipped, final.redone
+                    cost = final.cost
             except OdiqueueError as exc:
                 fatal = exc
             group.cancel_scope.cancel()
@@ -209,6 +217,9 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     view.summary(
         {
             **counts,
+            "new": counts["saved"] - skipped - redone,
+            "redone": redone,
+            "skipped": skipped,
             "retried": retried,
             "total": len(rows),
             "polls_per_job": counts["polls"] / max(len(rows), 1),
@@ -226,11 +237,11 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     if failures:
         view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
         for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
-            view.message(f"  row {row} ({outcome.key}): {outcome.error}")
+            view.message(f"  row {row} ({outcome.key}): {told(outcome.error)}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
     if fatal is not None:
-        print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
+        print(f"odiqueue generate: stopped: {told(fatal)}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
     if failures:
         return EXIT_FAILED
@@ -272,7 +283,7 @@ def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> None:
                     outcome.key,
                     outcome.request_id or "",
                     getattr(error, "error_type", None) or type(error).__name__,
-                    getattr(error, "message", str(error)),
+                    "" if error is None else told(error, context=False),
                 ]
             )
 
