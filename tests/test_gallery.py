@@ -21,15 +21,10 @@ from PIL import Image
 
 from odiqueue import AsyncClient, ImageRequest
 from odiqueue._batch._manifest import Journal
-from odiqueue._cli import _gallery
-from odiqueue._cli._gallery import (
-    INDEX_NAME,
-    INPUT_NAME,
-    RESULTS_NAME,
-    GalleryUpdater,
-    load_report,
-)
+from odiqueue._cli import _gallery, _report
+from odiqueue._cli._gallery import INDEX_NAME, GalleryUpdater
 from odiqueue._cli._products import read_items
+from odiqueue._cli._report import INPUT_NAME, RESULTS_NAME, load_report
 from odiqueue._cli._thumbs import THUMB_PX, THUMBS_DIR
 from odiqueue.testing import Emulator, EmulatorConfig
 from odiqueue.testing._images import look_of, render
@@ -388,7 +383,7 @@ def test_an_edit_shows_its_input_photos_beside_the_result(tmp_path: Path) -> Non
     out = tmp_path / "out"
     out.mkdir()
     rows = read_items(source, defaults={})
-    _gallery.record_input(out, source, rows)
+    _report.record_input(out, source, rows)
     key = load_report(out).entries[0].key
     result = render("png", 1024, 1024, False, None, look_of({"prompt": "a mug on oak"}))
     (out / "result.png").write_bytes(result)
