@@ -173,6 +173,27 @@ async def test_redo_whose_images_could_not_be_fetched_is_finished_by_a_rerun(
     assert staged_leftovers(tmp_path) == []
 
 
+async def test_changed_row_whose_job_is_not_saved_is_never_paid_again(tmp_path: Path) -> None:
+    """A row whose request changed while its paid job is not saved yet is refused, with or
+    without redo='changed': paying again under its key would hide that job."""
+    async with emulated(job_seconds=0.01) as (emu, client):
+        emu.set_faults(Faults(rate_500=1.0, calls=frozenset({"image"})))
+        async with AsyncClient(
+            "sk-test-key-0123456789", base_url=emu.base_url, retry=RetryPolicy(attempts=2)
+        ) as short:
+            with instant_waits():
+                await collect(short, items()[:2], tmp_path)
+        emu.set_faults(Faults())
+        changed = items({"p0": "another product 0"})[:2]
+        for redo in (None, "changed"):
+            outcomes = await collect(client, changed, tmp_path, redo=redo)
+            (refused,) = [o for o in outcomes if o.key == "p0"]
+            assert isinstance(refused.error, ConfigurationError)
+            assert "not saved yet" in str(refused.error)
+        submits = emu.stats.requests["submit"]
+    assert submits == 2
+
+
 async def test_unknown_redo_keys_are_refused_before_anything_is_sent(tmp_path: Path) -> None:
     """A redo key no earlier run recorded is an error naming it and the nearest known key,
     raised before any submit."""

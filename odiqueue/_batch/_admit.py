@@ -208,20 +208,22 @@ def decide(
         return Decision("submit", resumed=False)
     paid = state.stage in ("submitted", "saved") and state.handle is not None
     changed = request is not None and state.request is not None and _differ(state.request, request)
+    if changed and paid and state.stage == "submitted":
+        assert state.handle is not None
+        # Paying again under the same key would hide this job, which is paid for.
+        unsaved = ConfigurationError(
+            f"item {key}: its request changed, but job {state.handle.request_id}, paid for "
+            "with its earlier request, is not saved yet: run once with the earlier request "
+            "to fetch it (then redo the item), give the item a new key, or use another "
+            "output folder",
+            request_id=state.handle.request_id,
+        )
+        return Decision("fail", handle=state.handle, error=unsaved)
     again = chosen(redo, key, state, changed)
     if changed and not again and (paid or (state.stage == "failed" and state.permanent)):
         return Decision("fail", handle=state.handle, error=_changed(key, state))
     if again and state.stage in ("saved", "failed", "cancelled"):
         return Decision("submit", attempts=state.attempt, redo=True)
-    if again and changed and paid:
-        assert state.handle is not None
-        unsaved = ConfigurationError(
-            f"item {key}: its request changed, and job {state.handle.request_id}, paid for "
-            "with the earlier request, is not saved yet: run once with the earlier request "
-            "to fetch it, then redo the item",
-            request_id=state.handle.request_id,
-        )
-        return Decision("fail", handle=state.handle, error=unsaved)
     if state.stage == "saved" and files_present(out_dir, state):
         return Decision("skip", handle=state.handle, files=tuple(f["name"] for f in state.files))
     if state.stage == "failed" and state.permanent:
@@ -259,10 +261,8 @@ def _changed(key: str, state: KeyState) -> ConfigurationError:
     request_id = state.handle.request_id if state.handle else None
     if state.stage == "failed":
         what = f"whose job {request_id} failed ({state.error or 'failed'})"
-    elif state.stage == "saved":
-        what = f"which saved the image of job {request_id}"
     else:
-        what = f"which paid for job {request_id}"
+        what = f"which saved the image of job {request_id}"
     return ConfigurationError(
         f"item {key}: its request changed since an earlier run in this folder, {what}",
         request_id=request_id,

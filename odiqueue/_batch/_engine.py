@@ -511,8 +511,10 @@ class Batch:
             saved = [attrs.evolve(f, path=p) for f, p in zip(saved, placed, strict=True)]
         self._tally.bump("bytes", sum(file.size for file in saved))
         files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
-        earlier = {"previous": [p.relative_to(self._out_dir).as_posix() for p in moved]}
-        self._journal.write("saved", work.key, request_id=handle.request_id, files=files, **earlier)
+        # Where a redo moved the earlier images: the folder's history, read by people.
+        earlier = [p.relative_to(self._out_dir).as_posix() for p in moved]
+        extra = {"previous": earlier} if earlier else {}
+        self._journal.write("saved", work.key, request_id=handle.request_id, files=files, **extra)
         if work.redo:
             self._tally.bump("redone")
         self._shift(work, "saved")
