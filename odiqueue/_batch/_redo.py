@@ -24,12 +24,26 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import anyio
+import attrs
+
+from odiqueue._batch._jobs import Work
 from odiqueue._batch._manifest import KeyState
+from odiqueue._batch._save import Collector
 from odiqueue._config import RedoChoice
 from odiqueue._errors import ConfigurationError
 from odiqueue._naming import second_name
+from odiqueue._sink import SavedFile
 
-__all__ = ["PREVIOUS_DIR", "chosen", "in_place", "nearest", "swap", "unknown_keys"]
+__all__ = [
+    "PREVIOUS_DIR",
+    "chosen",
+    "in_place",
+    "nearest",
+    "replace_earlier",
+    "swap",
+    "unknown_keys",
+]
 
 log = logging.getLogger("odiqueue")
 
@@ -87,6 +101,28 @@ def in_place(out_dir: Path, files: Sequence[Mapping[str, Any]]) -> tuple[Mapping
         except (OSError, KeyError, TypeError):
             continue
     return tuple(present)
+
+
+async def replace_earlier(
+    out_dir: Path, collector: Collector, work: Work, saved: list[SavedFile], template: str
+) -> tuple[list[SavedFile], list[Path]]:
+    """Once every new image of a redone item is saved (each under a name of its own), put
+    them in place of the earlier ones (see :func:`swap`): the new images where they now
+    are, and where the earlier ones went."""
+    assert work.handle is not None
+    request_id, count = work.handle.request_id, len(saved)
+    finals = [
+        collector.path(template, work.key, work.request, i, request_id, count) for i in range(count)
+    ]
+    placed, moved = await anyio.to_thread.run_sync(
+        swap,
+        out_dir,
+        [file.path for file in saved],
+        [] if work.keep_apart else finals,  # another item holds the name: stay apart
+        work.replaces,
+        work.replaced_id,
+    )
+    return [attrs.evolve(f, path=p) for f, p in zip(saved, placed, strict=True)], moved
 
 
 def swap(
