@@ -33,6 +33,7 @@ from odiqueue._config import (
     DownloadPolicy,
     Limits,
     PollPolicy,
+    Redo,
     RetryPolicy,
     Secret,
     Timeouts,
@@ -44,8 +45,6 @@ from odiqueue._endpoints import Endpoints, check_model_name
 from odiqueue._errors import (
     ClientClosedError,
     InvalidParameterError,
-    OutputFileError,
-    OutputFileExistsError,
 )
 from odiqueue._http import Transport
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
@@ -364,19 +363,15 @@ class AsyncClient(WaitingCalls):
         :class:`~odiqueue.ImageDownloadError`.
         """
         self._require_open()
-        target = Path(path)
-        policy = self._downloads
-        try:
-            return await save_image(
-                self._transport, image, target, overwrite, expected_format, request_id, policy
-            )
-        except FileExistsError as exc:
-            raise OutputFileExistsError(str(exc), request_id=request_id) from exc
-        except OSError as exc:
-            # Network errors arrive translated (TransportError): an OSError here is the disk's.
-            raise OutputFileError(
-                f"could not write {target}: {exc}", request_id=request_id
-            ) from exc
+        return await save_image(
+            self._transport,
+            image,
+            Path(path),
+            overwrite,
+            expected_format,
+            request_id,
+            self._downloads,
+        )
 
     def generate_many(
         self,
@@ -397,6 +392,7 @@ class AsyncClient(WaitingCalls):
         max_images: int | None = None,
         max_cost: float | None = None,
         prices: PriceTable | None = None,
+        redo: Redo = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Batch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -431,6 +427,7 @@ class AsyncClient(WaitingCalls):
             max_images=max_images,
             max_cost=max_cost,
             prices=PriceTable() if prices is None else prices,
+            redo=redo,
         )
         return Batch(self, items, Path(out_dir), options, on_progress)
 

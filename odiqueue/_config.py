@@ -12,8 +12,9 @@ import functools
 import ipaddress
 import os
 import re
+from collections.abc import Collection
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 from yarl import URL
@@ -36,6 +37,7 @@ __all__ = [
     "DownloadPolicy",
     "Limits",
     "PollPolicy",
+    "Redo",
     "RetryPolicy",
     "Secret",
     "Timeouts",
@@ -224,6 +226,33 @@ def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any)
         raise ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
+#: What ``redo`` takes: the keys of the items to generate again, ``"failed"`` (every item
+#: an earlier run in the folder recorded as failed) or ``"changed"`` (every item whose
+#: request changed since an earlier run submitted it).
+Redo: TypeAlias = Collection[str] | Literal["failed", "changed"] | None
+#: ``redo`` as a batch keeps it: a set of keys, a mode, or None.
+RedoChoice: TypeAlias = frozenset[str] | Literal["failed", "changed"] | None
+REDO_MODES: Final = ("failed", "changed")
+
+
+def _redo_choice(value: Redo) -> RedoChoice:
+    """``redo`` checked: a mode as it is, keys as a frozen set (none at all: None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value in REDO_MODES:
+            return value  # type: ignore[return-value]
+        raise ConfigurationError(
+            f"redo={value!r} is neither 'failed' nor 'changed': pass the keys to redo as a "
+            f"list, e.g. redo=[{value!r}]"
+        )
+    keys = frozenset(value)
+    bad = sorted(repr(key) for key in keys if not isinstance(key, str) or not key.strip())
+    if bad:
+        raise ConfigurationError(f"redo: keys must be non-empty strings, got {', '.join(bad)}")
+    return keys or None
+
+
 @attrs.frozen(kw_only=True)
 class BatchOptions:
     """The settings of one batch: :meth:`AsyncClient.generate_many`'s keywords.
@@ -250,6 +279,13 @@ class BatchOptions:
       (:class:`~odiqueue.BudgetExceededError` for those items); jobs already paid for
       finish and are saved. Run again with a higher cap to continue. An item the table
       cannot price is refused under ``max_cost`` rather than taken as free.
+    - ``redo`` generates items again that an earlier run in the folder recorded: the ones
+      whose keys it lists, ``"failed"`` ones, or ``"changed"`` ones (their request differs
+      from the one the earlier run sent). Nothing else is submitted. Each earlier image is
+      moved to ``out_dir/previous/`` (as ``<name>.<earlier request id><ext>``) once the new
+      one is saved; should the new job fail, the earlier image stays where it was. A key no
+      earlier run recorded is refused before anything is sent. Without ``redo``, an item
+      whose request changed is refused (:class:`~odiqueue.ConfigurationError`).
     """
 
     max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
@@ -266,6 +302,14 @@ class BatchOptions:
     max_images: int | None = attrs.field(default=None, validator=_non_negative)
     max_cost: float | None = attrs.field(default=None, validator=_non_negative)
     prices: PriceTable = attrs.field(factory=PriceTable)
+    redo: RedoChoice = attrs.field(default=None, converter=_redo_choice)
+
+    @redo.validator
+    def _redo_needs_resume(self, attribute: attrs.Attribute[Any], value: RedoChoice) -> None:
+        if value is not None and not self.resume:
+            raise ConfigurationError(
+                "redo needs the folder's manifest, which resume=False sets aside: drop one"
+            )
 
 
 class Secret:

@@ -13,11 +13,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Final
 
 import anyio
 
 from odiqueue._config import DownloadPolicy, parse_url
-from odiqueue._errors import DecodeError, InvalidParameterError, RequestTimeoutError, TransportError
+from odiqueue._errors import (
+    DecodeError,
+    Fix,
+    InvalidParameterError,
+    OutputFileError,
+    OutputFileExistsError,
+    RequestTimeoutError,
+    TransportError,
+)
 from odiqueue._http import Transport
 from odiqueue._models import Image
 from odiqueue._pace import paced
@@ -25,6 +34,8 @@ from odiqueue._retry import retryable
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 
 __all__ = ["save_image"]
+
+_REPLACE_IT: Final = "pass {setting} to replace it"
 
 
 async def save_image(
@@ -36,7 +47,29 @@ async def save_image(
     request_id: str | None,
     policy: DownloadPolicy,
 ) -> SavedFile:
-    """Save ``image`` at ``target`` (see :meth:`AsyncClient.download`)."""
+    """Save ``image`` at ``target`` (see :meth:`AsyncClient.download`): only
+    :class:`~odiqueue.OdiqueueError`s come out, a taken name as OutputFileExistsError."""
+    try:
+        return await _save(transport, image, target, overwrite, expected_format, request_id, policy)
+    except FileExistsError as exc:
+        raise OutputFileExistsError(
+            str(exc), request_id=request_id, fix=Fix("overwrite", True, _REPLACE_IT)
+        ) from exc
+    except OSError as exc:
+        # Network errors arrive translated (TransportError): an OSError here is the disk's.
+        error = OutputFileError(f"could not write {target}: {exc}", request_id=request_id)
+        raise error from exc
+
+
+async def _save(
+    transport: Transport,
+    image: Image,
+    target: Path,
+    overwrite: bool,
+    expected_format: str | None,
+    request_id: str | None,
+    policy: DownloadPolicy,
+) -> SavedFile:
     announced = image.format
     fmt = expected_format or (announced.value if announced is not None else None)
     if image.b64 is not None:

@@ -1,4 +1,4 @@
-"""The exception tree, and the one place that maps HTTP replies onto it.
+"""The exception tree (``_replies.error_from_reply`` maps HTTP error replies onto it).
 
 ::
 
@@ -33,15 +33,18 @@
 
 Every error carries what is known of its context: ``request_id`` (the job), ``status``
 (HTTP), ``provider_request_id`` (the ``X-Request-Id`` header) and ``message`` (the server's
-own words). ``fatal`` is true for errors that no other job of the same key can escape
-(authentication, credits, permission): a batch stops submitting when it meets one.
+own words). ``fix``, when set, is the setting that would resolve the error, as data (a
+:class:`Fix`), so that each interface names it in its own words: the message says the
+Python parameter, the command line its flag. ``fatal`` is true for errors that no other
+job of the same key can escape (authentication, credits, permission): a batch stops
+submitting when it meets one.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+import attrs
 
 __all__ = [
     "APIError",
@@ -52,6 +55,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "Fix",
     "ImageDownloadError",
     "InsufficientCreditsError",
     "InvalidParameterError",
@@ -71,8 +75,30 @@ __all__ = [
     "SubmissionUncertainError",
     "TransportError",
     "UnsafeURLError",
-    "error_from_reply",
 ]
+
+
+@attrs.frozen
+class Fix:
+    """A setting that would resolve an error: ``parameter`` set to ``value``.
+
+    ``advice`` is the sentence that recommends it, with ``{setting}`` where the setting is
+    named: ``str(fix)`` names it as Python does (``overwrite=True``), and the command line
+    spells the same fix as its flag (``--overwrite``).
+    """
+
+    parameter: Literal["overwrite", "redo"]
+    value: bool | str | tuple[str, ...]
+    advice: str = "pass {setting}"
+
+    def __str__(self) -> str:
+        return self.advice.format(setting=self.setting)
+
+    @property
+    def setting(self) -> str:
+        """The setting as a Python keyword argument, e.g. ``redo='changed'``."""
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return f"{self.parameter}={value!r}"
 
 
 class OdiqueueError(Exception):
@@ -87,14 +113,30 @@ class OdiqueueError(Exception):
         request_id: str | None = None,
         status: int | None = None,
         provider_request_id: str | None = None,
+        fix: Fix | None = None,
     ) -> None:
+        #: The problem alone, without the advice of ``fix``.
+        self.problem = message
+        if fix is not None:
+            message = f"{message}: {fix}"
         super().__init__(message)
         self.message = message
         self.request_id = request_id
         self.status = status
         self.provider_request_id = provider_request_id
+        self.fix = fix
+
+    def told(self, setting: str) -> str:
+        """The error in full, with its fix named as ``setting`` (e.g. a CLI flag) instead of
+        the Python parameter; just ``str(self)`` when it has no fix."""
+        if self.fix is None:
+            return str(self)
+        return self._with_context(f"{self.problem}: {self.fix.advice.format(setting=setting)}")
 
     def __str__(self) -> str:
+        return self._with_context(self.message)
+
+    def _with_context(self, message: str) -> str:
         context = [
             f"{name}={value}"
             for name, value in (
@@ -104,7 +146,7 @@ class OdiqueueError(Exception):
             )
             if value is not None
         ]
-        return f"{self.message} ({', '.join(context)})" if context else self.message
+        return f"{message} ({', '.join(context)})" if context else message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -326,109 +368,3 @@ PERMANENT_ERROR_TYPES = frozenset({"CONTENT_BLOCKED", "REQUEST_INVALID"})
 TRANSIENT_ERROR_TYPES = frozenset(
     {"INFERENCE_FAILURE", "INFERENCE_TIMEOUT", "INTERNAL_SERVER_ERROR"}
 )
-
-_CONTENT_POLICY_CODES = frozenset(
-    {"content_blocked", "moderation_blocked", "content_policy_violation"}
-)
-_BY_STATUS: Mapping[int, type[APIError]] = {
-    400: InvalidRequestError,
-    401: AuthenticationError,
-    402: InsufficientCreditsError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    422: InvalidRequestError,
-    429: RateLimitError,
-}
-_MAX_SHOWN_TEXT = 200
-
-
-def error_from_reply(
-    status: int,
-    body: bytes,
-    *,
-    request_id: str | None = None,
-    provider_request_id: str | None = None,
-    retry_after: float | None = None,
-) -> APIError:
-    """Turn an error reply into the matching :class:`APIError` subclass.
-
-    Every error body shape the providers use is read for its message and code; a body that
-    is not JSON (a proxy's HTML page) is shown shortened.
-    """
-    parsed: object
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        parsed = body.decode("utf-8", "replace")
-    message, code = _message_and_code(parsed)
-    if not message:
-        message = f"HTTP {status}"
-    cls: type[APIError] = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
-    lowered = (code or "").lower()
-    if (code and code.isascii() and code.isdigit() and 40201 <= int(code[:6]) <= 40208) or (
-        status == 403 and any(w in message.lower() for w in ("balance", "credit"))
-    ):
-        cls = InsufficientCreditsError
-    elif cls is InvalidRequestError and (
-        lowered in _CONTENT_POLICY_CODES or "content_blocked" in message.lower()
-    ):
-        cls = ContentPolicyError
-    context: dict[str, Any] = {
-        "code": code,
-        "body": parsed,
-        "request_id": request_id,
-        "status": status,
-        "provider_request_id": provider_request_id,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **context)
-    return cls(message, **context)
-
-
-def _message_and_code(parsed: object) -> tuple[str, str | None]:
-    """Find the server's own message and code in any of the documented error shapes."""
-    if isinstance(parsed, str):
-        text = " ".join(parsed.split())
-        if text.lstrip().startswith("<"):
-            # A proxy's HTML page: its <title> is the only readable part.
-            start, end = text.find("<title>"), text.find("</title>")
-            if 0 <= start < end:
-                text = text[start + 7 : end]
-        return text[:_MAX_SHOWN_TEXT], None
-    if not isinstance(parsed, Mapping):
-        return "", None
-    error = parsed.get("error")
-    if isinstance(error, str):
-        return error, _str_or_none(parsed.get("code") or parsed.get("error_type"))
-    if isinstance(error, Mapping):
-        message = error.get("message") or error.get("error_message") or ""
-        return str(message), _str_or_none(error.get("code") or error.get("type"))
-    status = parsed.get("status")
-    if isinstance(status, Mapping):
-        return str(status.get("message") or ""), _str_or_none(
-            status.get("error_code") or status.get("code")
-        )
-    detail = parsed.get("detail")
-    if isinstance(detail, str):
-        return detail, None
-    if isinstance(detail, list):
-        return "; ".join(_detail_item(item) for item in detail), None
-    message = parsed.get("message")
-    if isinstance(message, str):
-        return message, _str_or_none(parsed.get("code"))
-    if isinstance(status, str):
-        return status, status
-    return "", None
-
-
-def _detail_item(item: object) -> str:
-    if not isinstance(item, Mapping):
-        return str(item)
-    loc = item.get("loc")
-    where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
-    msg = str(item.get("msg") or item.get("message") or "invalid")
-    return f"{where}: {msg}" if where else msg
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)

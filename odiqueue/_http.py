@@ -52,9 +52,9 @@ from odiqueue._errors import (
     SubmissionUncertainError,
     TransportError,
     UnsafeURLError,
-    error_from_reply,
 )
 from odiqueue._proxy import ProxySettings
+from odiqueue._replies import error_from_reply
 from odiqueue._retry import Call, Retrier, Retryable, after_error_status, image_host_error
 from odiqueue._trust import Routes
 

@@ -187,7 +187,9 @@ class Outcome:
     happen in this run. ``polls`` counts the status requests the item cost in this run and
     ``attempts`` its submissions. ``resumed`` is true when an earlier run had submitted (or
     saved) it; ``uncertain`` when an earlier run's submit may have created a job this run
-    could not find, so the item was submitted again.
+    could not find, so the item was submitted again. ``redone`` is true when the item was
+    generated again at the caller's asking (``redo``): its earlier images, if any were
+    still in place, are now at ``previous``.
     """
 
     key: str
@@ -206,6 +208,8 @@ class Outcome:
     uncertain: bool = False
     #: The estimated cost of the job this run paid for (None: none, or no known price).
     estimated_cost: float | None = None
+    redone: bool = False
+    previous: tuple[Path, ...] = ()
 
     @property
     def ok(self) -> bool:

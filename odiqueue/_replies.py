@@ -1,4 +1,4 @@
-"""How each reply reads: the submit, status, result and cancel shapes the providers use.
+"""How each reply reads: the submit, status, result, cancel and error shapes the providers use.
 
 Providers disagree on status spellings, error shapes and where the images are in a result
 (see PROTOCOL.md), so each reader here knows all the shapes; ``_wire`` registers them with
@@ -8,12 +8,24 @@ its one converter. A reply that fits none raises :class:`Shape` with the JSON pa
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from odiqueue._errors import ERROR_TYPES
+from odiqueue._errors import (
+    ERROR_TYPES,
+    APIError,
+    AuthenticationError,
+    ContentPolicyError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
 from odiqueue._models import (
     Cancelled,
     CancelOutcome,
@@ -30,6 +42,7 @@ from odiqueue._models import (
 
 __all__ = [
     "Shape",
+    "error_from_reply",
     "structure_cancel",
     "structure_handle",
     "structure_result",
@@ -312,3 +325,113 @@ def structure_cancel(data: object, _: object) -> CancelOutcome:
     if isinstance(raw, str) and raw.strip().upper() == CancelOutcome.ALREADY_COMPLETED.value:
         return CancelOutcome.ALREADY_COMPLETED
     return CancelOutcome.REQUESTED
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+_CONTENT_POLICY_CODES = frozenset(
+    {"content_blocked", "moderation_blocked", "content_policy_violation"}
+)
+_BY_STATUS: Mapping[int, type[APIError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditsError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+_MAX_SHOWN_TEXT = 200
+
+
+def error_from_reply(
+    status: int,
+    body: bytes,
+    *,
+    request_id: str | None = None,
+    provider_request_id: str | None = None,
+    retry_after: float | None = None,
+) -> APIError:
+    """Turn an error reply into the matching :class:`APIError` subclass.
+
+    Every error body shape the providers use is read for its message and code; a body that
+    is not JSON (a proxy's HTML page) is shown shortened.
+    """
+    parsed: object
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = body.decode("utf-8", "replace")
+    message, code = _message_and_code(parsed)
+    if not message:
+        message = f"HTTP {status}"
+    cls: type[APIError] = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+    lowered = (code or "").lower()
+    if (code and code.isascii() and code.isdigit() and 40201 <= int(code[:6]) <= 40208) or (
+        status == 403 and any(w in message.lower() for w in ("balance", "credit"))
+    ):
+        cls = InsufficientCreditsError
+    elif cls is InvalidRequestError and (
+        lowered in _CONTENT_POLICY_CODES or "content_blocked" in message.lower()
+    ):
+        cls = ContentPolicyError
+    context: dict[str, Any] = {
+        "code": code,
+        "body": parsed,
+        "request_id": request_id,
+        "status": status,
+        "provider_request_id": provider_request_id,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=retry_after, **context)
+    return cls(message, **context)
+
+
+def _message_and_code(parsed: object) -> tuple[str, str | None]:
+    """Find the server's own message and code in any of the documented error shapes."""
+    if isinstance(parsed, str):
+        text = " ".join(parsed.split())
+        if text.lstrip().startswith("<"):
+            # A proxy's HTML page: its <title> is the only readable part.
+            start, end = text.find("<title>"), text.find("</title>")
+            if 0 <= start < end:
+                text = text[start + 7 : end]
+        return text[:_MAX_SHOWN_TEXT], None
+    if not isinstance(parsed, Mapping):
+        return "", None
+    error = parsed.get("error")
+    if isinstance(error, str):
+        return error, _str_or_none(parsed.get("code") or parsed.get("error_type"))
+    if isinstance(error, Mapping):
+        message = error.get("message") or error.get("error_message") or ""
+        return str(message), _str_or_none(error.get("code") or error.get("type"))
+    status = parsed.get("status")
+    if isinstance(status, Mapping):
+        return str(status.get("message") or ""), _str_or_none(
+            status.get("error_code") or status.get("code")
+        )
+    detail = parsed.get("detail")
+    if isinstance(detail, str):
+        return detail, None
+    if isinstance(detail, list):
+        return "; ".join(_detail_item(item) for item in detail), None
+    message = parsed.get("message")
+    if isinstance(message, str):
+        return message, _str_or_none(parsed.get("code"))
+    if isinstance(status, str):
+        return status, status
+    return "", None
+
+
+def _detail_item(item: object) -> str:
+    if not isinstance(item, Mapping):
+        return str(item)
+    loc = item.get("loc")
+    where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+    msg = str(item.get("msg") or item.get("message") or "invalid")
+    return f"{where}: {msg}" if where else msg
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -229,7 +229,7 @@ def _taken(part: str, path: str, digest: hashlib._Hash) -> None:
         same_size = False
     # Sizes first: a large file that differs is never read (this may run on the event loop).
     if not same_size or _sha256_of(path) != digest.hexdigest():
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{path} exists with other bytes")
     os.unlink(part)
 
 

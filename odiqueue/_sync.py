@@ -31,6 +31,7 @@ from odiqueue._config import (
     DownloadPolicy,
     Limits,
     PollPolicy,
+    Redo,
     RetryPolicy,
     Timeouts,
 )
@@ -358,6 +359,7 @@ class Client:
         max_images: int | None = None,
         max_cost: float | None = None,
         prices: PriceTable | None = None,
+        redo: Redo = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> SyncBatch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -387,6 +389,7 @@ class Client:
             max_images=max_images,
             max_cost=max_cost,
             prices=prices,
+            redo=redo,
             on_progress=on_progress,
         )
         return SyncBatch(self, batch)

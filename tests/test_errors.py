@@ -19,7 +19,7 @@ from odiqueue import (
     RateLimitError,
     ServerError,
 )
-from odiqueue._errors import error_from_reply
+from odiqueue._replies import error_from_reply
 
 DATA = Path(__file__).parent / "data"
 

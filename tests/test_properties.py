@@ -37,8 +37,8 @@ from odiqueue import (
     Size,
     Succeeded,
 )
-from odiqueue._errors import error_from_reply
 from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template, safe_component
+from odiqueue._replies import error_from_reply
 from odiqueue._wire import decode_cancel, decode_result, decode_status, guarded, structure_handle
 
 DATA = Path(__file__).parent / "data"

@@ -12,7 +12,8 @@ An item whose images were saved (and are still on disk) is skipped; one that fai
 good is reported failed again; one whose job was submitted is followed by id instead of
 being paid for twice; one whose submit went unanswered is submitted again and flagged
 "uncertain". An item new to the folder must not overwrite files that the manifest does
-not know, which is checked here too, up front.
+not know, which is checked here too, up front. An item the batch's ``redo`` chooses is
+submitted again, its earlier images to be moved aside once the new ones are saved.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from odiqueue._batch._items import ItemKeys, bad_item, request_of
 from odiqueue._batch._jobs import LiveJobs, Work
 from odiqueue._batch._manifest import KeyState, files_present
 from odiqueue._batch._progress import Tally
+from odiqueue._batch._redo import chosen, in_place
 from odiqueue._batch._save import Collector
-from odiqueue._config import BatchOptions
+from odiqueue._config import BatchOptions, RedoChoice
 from odiqueue._errors import (
     ConfigurationError,
+    Fix,
     InvalidParameterError,
     JobFailedError,
     OdiqueueError,
@@ -101,7 +104,7 @@ class Intake:
         sent = None
         if state is not None:
             sent = record if record is not None else _wire.request_to_json(request)
-        decision = decide(key, state, self._out_dir, sent, model)
+        decision = decide(key, state, self._out_dir, sent, model, redo=self._options.redo)
         if decision.verdict == "skip":
             self._tally.bump("saved")
             self._tally.bump("skipped")
@@ -130,6 +133,8 @@ class Intake:
         )
         if isinstance(item, BatchItem) and item.name:
             work.template = literal_template(item.name)
+        if state is not None:
+            self._replacing(work, state, decision)
         if decision.handle is not None:  # attach: already paid for, followed by id
             work.handle, work.submitted_at = decision.handle, _backoff.now()
             work.inherited = True
@@ -137,6 +142,16 @@ class Intake:
         elif decision.uncertain:
             self._tally.bump("uncertain")
         return self._check_free(work)
+
+    def _replacing(self, work: Work, state: KeyState, decision: Decision) -> None:
+        """The item's earlier images its new ones will replace: its saved ones when it is
+        redone now, or those of an earlier run's redo that has not finished."""
+        if decision.redo and state.stage == "saved":
+            files, work.replaced_id = state.files, state.handle.request_id if state.handle else None
+        else:
+            files, work.replaced_id = state.earlier, state.earlier_id
+        work.replaces = in_place(self._out_dir, files)
+        work.redo = decision.redo or bool(work.replaces)
 
     def _check_free(self, work: Work) -> Work | Outcome:
         """Refuse, before paying, an item whose files would overwrite existing ones or an
@@ -150,6 +165,8 @@ class Intake:
             for i in range(work.request.count)
         ]
         names = [path.name.lower() for path in paths]
+        # The item's own earlier images are in the way only until its new ones are saved.
+        own = {str(record["name"]).lower() for record in work.replaces}
         error: OutputFileError | None = None
         if work.handle is not None:
             # Paid for already, so never refused; but a name another item holds is left
@@ -163,7 +180,7 @@ class Intake:
                     f"{self._claimed[clash]}'s: give the items names of their own"
                 )
             elif not self._options.overwrite:
-                error = first_taken(paths)
+                error = first_taken([path for path in paths if path.name.lower() not in own])
         if error is None:
             for name in names:
                 self._claimed.setdefault(name, work.index)
@@ -181,6 +198,7 @@ class Decision:
 
     ``verdict`` is ``submit`` (pay for a job), ``attach`` (follow ``handle``, already paid
     for), ``skip`` (its images are on disk: ``files`` names them) or ``fail`` (``error``).
+    ``redo``: submitted again because the batch's ``redo`` chose it.
     """
 
     verdict: Literal["submit", "attach", "skip", "fail"]
@@ -191,6 +209,7 @@ class Decision:
     uncertain: bool = False
     files: tuple[str, ...] = ()
     error: OdiqueueError | None = None
+    redo: bool = False
 
 
 def decide(
@@ -199,30 +218,41 @@ def decide(
     out_dir: Path,
     request: Mapping[str, Any] | None = None,
     model: str | None = None,
+    *,
+    redo: RedoChoice = None,
 ) -> Decision:
     """The decision for item ``key`` given what earlier runs recorded (``state``).
 
     ``request`` is the item's request as it would be sent (its input files as digests) and
     ``model`` its queue: when an earlier run paid for a job of this key with another
     request or model, that job's images are not this item's, and paying again under the
-    same key would hide the first job, so the item is refused.
+    same key would hide the first job, so the item is refused unless ``redo`` chooses it.
+    ``redo`` (the batch's option) submits a saved or failed item again; a job paid for and
+    not saved yet is followed by id, never paid twice.
     """
     if state is None:
         return Decision("submit", resumed=False)
     paid = state.stage in ("submitted", "saved") and state.handle is not None
     changed_model = model is not None and state.model is not None and state.model != model
-    if paid and (
-        changed_model
-        or (request is not None and state.request is not None and _differ(state.request, request))
-    ):
+    changed = changed_model or (
+        request is not None and state.request is not None and _differ(state.request, request)
+    )
+    if changed and paid and state.stage == "submitted":
         assert state.handle is not None
-        changed = ConfigurationError(
-            f"item {key}: its request changed since an earlier run in this folder paid for "
-            f"job {state.handle.request_id}: give the item a new key (or id) to generate "
-            "it anew, or use another output folder",
+        # Paying again under the same key would hide this job, which is paid for.
+        unsaved = ConfigurationError(
+            f"item {key}: its request changed, but job {state.handle.request_id}, paid for "
+            "with its earlier request, is not saved yet: run once with the earlier request "
+            "to fetch it (then redo the item), give the item a new key, or use another "
+            "output folder",
             request_id=state.handle.request_id,
         )
-        return Decision("fail", handle=state.handle, error=changed)
+        return Decision("fail", handle=state.handle, error=unsaved)
+    again = chosen(redo, key, state, changed)
+    if changed and not again and (paid or (state.stage == "failed" and state.permanent)):
+        return Decision("fail", handle=state.handle, error=_changed(key, state))
+    if again and state.stage in ("saved", "failed", "cancelled"):
+        return Decision("submit", attempts=state.attempt, redo=True)
     if state.stage == "saved" and files_present(out_dir, state):
         return Decision("skip", handle=state.handle, files=tuple(f["name"] for f in state.files))
     if state.stage == "failed" and state.permanent:
@@ -248,10 +278,30 @@ def first_taken(paths: list[Path]) -> OutputFileError | None:
     for path in paths:
         if path.exists():
             return OutputFileError(
-                f"{path} already exists and is not in this folder's manifest: pass "
-                "overwrite=True, or use another output folder"
+                f"{path} already exists and is not in this folder's manifest",
+                fix=Fix("overwrite", True, "pass {setting}, or use another output folder"),
             )
     return None
+
+
+def _changed(key: str, state: KeyState) -> ConfigurationError:
+    """The error for an item whose request changed since an earlier run's job, met without
+    ``redo``: naming the fix, never paying for it unasked."""
+    request_id = state.handle.request_id if state.handle else None
+    if state.stage == "failed":
+        what = f"whose job {request_id} failed ({state.error or 'failed'})"
+    else:
+        what = f"which saved the image of job {request_id}"
+    return ConfigurationError(
+        f"item {key}: its request changed since an earlier run in this folder, {what}",
+        request_id=request_id,
+        fix=Fix(
+            "redo",
+            "changed",
+            "generate it anew with {setting} (an earlier image is kept in previous/), "
+            "or give the item a new key",
+        ),
+    )
 
 
 def _differ(recorded: Mapping[str, Any], request: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -23,6 +24,7 @@ from odiqueue._batch._notfound import Unknown
 from odiqueue._batch._patience import submit_patiently
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Stage, Tally
+from odiqueue._batch._redo import replace_earlier
 from odiqueue._batch._save import Collector
 from odiqueue._batch._stop import Stopper
 from odiqueue._batch._throttle import RateLimiter
@@ -320,27 +322,40 @@ class Carrier:
         assert work.handle is not None
         handle = work.handle
         result, work.result = work.result, None
+        template = work.template or self._options.name_template
         saved = await self._collector.collect(
             handle,
             result,
-            template=work.template or self._options.name_template,
+            template=template,
             key=work.key,
             request=work.request,
             # Never forced for a resumed job: a file it had put in place just before the
             # process died holds the same bytes and is taken as is (see ``_sink``); any
             # other file at that name is someone's, and is kept.
             overwrite=self._options.overwrite,
-            apart=work.keep_apart,
+            # A redo's images wait under names of their own until all are saved.
+            apart=work.keep_apart or bool(work.replaces),
         )
+        moved: list[Path] = []
+        if work.replaces:
+            out_dir = self._journal.out_dir
+            saved, moved = await replace_earlier(out_dir, self._collector, work, saved, template)
         self._tally.bump("bytes", sum(file.size for file in saved))
         files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
-        self._journal.write("saved", work.key, request_id=handle.request_id, files=files)
+        # Where a redo moved the earlier images: the folder's history, read by people.
+        earlier = [p.relative_to(self._journal.out_dir).as_posix() for p in moved]
+        extra = {"previous": earlier} if earlier else {}
+        self._journal.write("saved", work.key, request_id=handle.request_id, files=files, **extra)
+        if work.redo:
+            self._tally.bump("redone")
         self._shift(work, "saved")
         log.info(
             "item %s: saved %d image(s) from request %s", work.key, len(saved), handle.request_id
         )
         paths = tuple(file.path for file in saved)
-        return work.outcome(paths=paths, saved_at=_backoff.now())
+        return work.outcome(
+            paths=paths, saved_at=_backoff.now(), redone=work.redo, previous=tuple(moved)
+        )
 
     # --- outcomes and counts -----------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from odiqueue._batch._jobs import LiveJobs
 from odiqueue._batch._manifest import Journal
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Progress, Tally
+from odiqueue._batch._redo import unknown_keys
 from odiqueue._batch._save import Collector
 from odiqueue._batch._stop import DEFAULT_STOP_GRACE, Stopper, StopReport
 from odiqueue._batch._throttle import RateLimiter
@@ -123,6 +124,7 @@ class Batch:
         self._budget.count_earlier(states)
         self._tally.cost = self._budget.cost
         try:
+            unknown_keys(self._options.redo, states, self._out_dir)  # before anything is sent
             # Under the lock no other batch writes here: any part file is a killed run's.
             await anyio.to_thread.run_sync(remove_parts, self._out_dir)
         except BaseException:

@@ -14,6 +14,7 @@ a rerun picks it up by id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -57,6 +58,12 @@ class Work:
     estimate: float | None = None
     template: str | None = None
     result: ImageResult | None = None
+    #: Whether the item is generated again at the caller's asking (``redo``).
+    redo: bool = False
+    #: The earlier images (manifest file records) its new images replace, and their
+    #: request id: moved aside only once the new ones are saved.
+    replaces: tuple[Mapping[str, Any], ...] = ()
+    replaced_id: str | None = None
 
     def outcome(self, **fields: Any) -> Outcome:
         """The item's outcome: what the work knows, plus ``fields`` (paths or error)."""

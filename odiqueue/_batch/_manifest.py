@@ -73,6 +73,11 @@ class KeyState:
     model: str | None = None
     #: The job's estimated cost, when a line recorded one.
     estimated_cost: float | None = None
+    #: The files of the key's last ``saved`` line while a later job (a redo) has not been
+    #: saved yet, and that line's request id: they are the item's until the new job's
+    #: images take their place.
+    earlier: tuple[Mapping[str, Any], ...] = ()
+    earlier_id: str | None = None
 
 
 def failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
@@ -232,12 +237,14 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
     key, event = line["key"], line["event"]
     state = states.get(key)
     cost = line.get("estimated_cost", state.estimated_cost if state else None)
+    earlier, earlier_id = _earlier(state)
     if event == "intent":
         if state is None:
             states[key] = KeyState("intent", attempt=line.get("attempt", 1), estimated_cost=cost)
         else:
             state.stage, state.attempt = "intent", line.get("attempt", state.attempt + 1)
             state.estimated_cost = cost
+            state.earlier, state.earlier_id = earlier, earlier_id
     elif event == "submitted":
         handle = JobHandle(
             request_id=line["request_id"],
@@ -252,6 +259,8 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             request=line.get("request"),
             model=line.get("model"),
             estimated_cost=cost,
+            earlier=earlier,
+            earlier_id=earlier_id,
         )
     elif event == "saved":
         prior = state.handle if state else None
@@ -276,9 +285,20 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             permanent=bool(line.get("permanent")),
             request=state.request if state else None,
             estimated_cost=cost,
+            earlier=earlier,
+            earlier_id=earlier_id,
         )
     else:
         raise ValueError(f"unknown event {event!r}")
+
+
+def _earlier(state: KeyState | None) -> tuple[tuple[Mapping[str, Any], ...], str | None]:
+    """The files a job of the key after ``state`` would replace, and their request id."""
+    if state is None:
+        return (), None
+    if state.stage == "saved":
+        return state.files, state.handle.request_id if state.handle else None
+    return state.earlier, state.earlier_id
 
 
 def files_present(out_dir: Path, state: KeyState) -> bool:

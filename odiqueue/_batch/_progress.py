@@ -21,6 +21,7 @@ Counter = Literal[
     "saved",
     "failed",
     "skipped",
+    "redone",
     "retried",
     "uncertain",
     "polls",
@@ -34,7 +35,8 @@ class Progress:
 
     ``waiting``: read from the input, not yet submitted. ``queued``/``running``: submitted
     jobs by their last known status. ``saved``/``failed``: finished items (``skipped``
-    counts items an earlier run had already saved, included in ``saved``). ``polls`` and
+    counts items an earlier run had already saved, ``redone`` items saved again at the
+    caller's asking, both included in ``saved``). ``polls`` and
     ``bytes`` are totals of status requests and image bytes written. ``elapsed`` is seconds
     since the batch started; ``rate`` is items saved per second.
     """
@@ -45,6 +47,7 @@ class Progress:
     saved: int = 0
     failed: int = 0
     skipped: int = 0
+    redone: int = 0
     retried: int = 0
     uncertain: int = 0
     polls: int = 0

@@ -22,6 +22,7 @@ from odiqueue._cli._args import (
     parser,
     set_verbosity,
 )
+from odiqueue._cli._flags import told
 from odiqueue._cli._gallery import run_report
 from odiqueue._cli._generate import run_generate
 from odiqueue._cli._single import single_job
@@ -95,7 +96,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except ValueError as exc:
         # A setting or argument refused before anything was sent: ConfigurationError,
         # InvalidParameterError (both ValueErrors) or an empty request id.
-        print(f"odiqueue: {exc}", file=sys.stderr)
+        print(f"odiqueue: {told(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ConnectError as exc:
         if args.emulator:
@@ -108,7 +109,7 @@ def _run(argv: Sequence[str] | None) -> int:
             print(f"odiqueue: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except OdiqueueError as exc:
-        print(f"odiqueue: {exc}", file=sys.stderr)
+        print(f"odiqueue: {told(exc)}", file=sys.stderr)
         return EXIT_FATAL if exc.fatal else EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -186,6 +186,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace existing files")
     run.add_argument("--no-resume", action="store_true", help="start over, ignoring the manifest")
     run.add_argument(
+        "--redo",
+        action="append",
+        metavar="KEY[,KEY...]|failed|changed",
+        help="generate again the rows with these ids, the rows that failed, or the rows "
+        "whose request changed since an earlier run; each earlier image is moved to "
+        "DIR/previous/ once its new one is saved, and nothing else is submitted",
+    )
+    run.add_argument(
         "--keep-remote",
         action="store_true",
         help="on Ctrl-C, cancel nothing: leave queued and running jobs on the server",

@@ -11,6 +11,7 @@ import time
 from typing import Any, Final, TextIO
 
 from odiqueue._batch._progress import Progress
+from odiqueue._cli._flags import told
 from odiqueue._models import Outcome
 
 __all__ = ["View", "make_view"]
@@ -63,7 +64,8 @@ class View:
     def outcome(self, outcome: Outcome, row: int) -> None:
         """Called once per finished item."""
         if not outcome.ok:
-            print(f"row {row} ({outcome.key}) failed: {outcome.error}", file=self.out, flush=True)
+            error = told(outcome.error)
+            print(f"row {row} ({outcome.key}) failed: {error}", file=self.out, flush=True)
 
     def message(self, text: str) -> None:
         """A line for the user, outside the progress display."""
@@ -72,7 +74,8 @@ class View:
     def summary(self, fields: dict[str, Any]) -> None:
         """The closing figures."""
         print(
-            "done: {saved} saved, {failed} failed, {retried} retried, {polls_per_job:.1f} "
+            "done: {saved} saved ({new} new, {redone} redone, {skipped} already saved), "
+            "{failed} failed, {retried} retried, {polls_per_job:.1f} "
             "polls per job, {elapsed:.1f}s, estimated cost ${estimated_cost:,.2f}".format(**fields),
             file=self.out,
             flush=True,
@@ -104,7 +107,7 @@ class JsonView(View):
             ok=outcome.ok,
             request_id=outcome.request_id,
             paths=[str(p) for p in outcome.paths],
-            error=None if outcome.error is None else str(outcome.error),
+            error=None if outcome.error is None else told(outcome.error),
             error_type=getattr(outcome.error, "error_type", None),
         )
 
@@ -148,10 +151,10 @@ class BarView(View):
         self._bar.update(self._task, completed=progress.done, counts=describe(progress, self.total))
 
     def outcome(self, outcome: Outcome, row: int) -> None:
-        if not outcome.ok:
+        if outcome.error is not None:
             # Keys and server messages are text, not markup: "[/]" in a row id must print.
             what = self._escape(f"row {row} ({outcome.key}) failed:")
-            self._console.print(f"[red]{what}[/red] {self._escape(str(outcome.error))}")
+            self._console.print(f"[red]{what}[/red] {self._escape(told(outcome.error))}")
 
     def message(self, text: str) -> None:
         self._console.print(text, markup=False)

@@ -31,8 +31,10 @@ from odiqueue._cli._args import (
 from odiqueue._cli._bar import make_view
 from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
 from odiqueue._cli._edits import take_inputs
+from odiqueue._cli._flags import told
 from odiqueue._cli._gallery import GalleryUpdater, write_after_run
 from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._redo import redo_choice
 from odiqueue._cli._report import record_input
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import (
@@ -66,6 +68,10 @@ def run_generate(args: argparse.Namespace) -> int:
         )
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args.redo_choice, problem = redo_choice(args, rows)
+    if problem:
+        print(f"odiqueue generate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         prices = price_table(args)
@@ -154,7 +160,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     failures: list[tuple[int, Outcome]] = []
     counts = {"saved": 0, "failed": 0, "not_submitted": 0, "polls": 0}
     fatal: OdiqueueError | None = None
-    retried = 0
+    retried = skipped = redone = 0
     batch: Batch | None = None
     cost = 0.0
     stopped_by: BudgetExceededError | None = None
@@ -191,6 +197,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     max_images=args.max_images,
                     max_cost=args.max_cost,
                     prices=args.price_table,
+                    redo=args.redo_choice,
                     on_progress=view.progress,
                 ) as outcomes:
                     batch = stop.batch = outcomes
@@ -212,8 +219,9 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                         else:
                             counts["failed"] += 1
                             failures.append((row, outcome))
-                    retried = outcomes.progress.retried
-                    cost = outcomes.progress.cost
+                    final = outcomes.progress
+                    retried, skipped, redone = final.retried, final.skipped, final.redone
+                    cost = final.cost
             except OdiqueueError as exc:
                 if batch is None and not stop.fired:
                     # The folder could not be opened (locked, read-only, ...): nothing was
@@ -234,6 +242,9 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     view.summary(
         {
             **counts,
+            "new": counts["saved"] - skipped - redone,
+            "redone": redone,
+            "skipped": skipped,
             "retried": retried,
             "total": len(rows),
             "polls_per_job": counts["polls"] / max(len(rows), 1),
@@ -251,11 +262,11 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     if failures:
         view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
         for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
-            view.message(f"  row {row} ({outcome.key}): {outcome.error}")
+            view.message(f"  row {row} ({outcome.key}): {told(outcome.error)}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
     if fatal is not None:
-        print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
+        print(f"odiqueue generate: stopped: {told(fatal)}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
     if failures:
         return EXIT_FAILED
@@ -325,7 +336,7 @@ def _interrupted(saved: int, report: StopReport | None, keep_remote: bool) -> st
 
 def _flag_named(error: OdiqueueError) -> str:
     """The batch's message, with the option's name the command line knows it by."""
-    message = str(error)
+    message = told(error)
     prefix = "out_dir "
     return "--out " + message.removeprefix(prefix) if message.startswith(prefix) else message
 
@@ -346,7 +357,7 @@ def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> None:
                     outcome.key,
                     outcome.request_id or "",
                     getattr(error, "error_type", None) or type(error).__name__,
-                    getattr(error, "message", str(error)),
+                    "" if error is None else told(error, context=False),
                 ]
             )
 

@@ -79,6 +79,11 @@ async def with_async_client(client: AsyncClient, out: Path) -> None:
     async with client.generate_many(["a", "b"], out) as outcomes:
         async for outcome in outcomes:
             assert_type(outcome, Outcome)
+            assert_type(outcome.redone, bool)
+    client.generate_many(["a"], out, redo=["sku-1", "sku-2"])
+    client.generate_many(["a"], out, redo="changed")
+    client.generate_many(["a"], out, redo={"sku-1"})
+    client.generate_many(["a"], out, redo=True)  # type: ignore[arg-type]
 
 
 def with_client(client: Client, out: Path) -> None:
@@ -90,7 +95,7 @@ def with_client(client: Client, out: Path) -> None:
     assert_type(result, ImageResult)
     assert_type(client.download(result.images[0], out / "lamp.png"), SavedFile)
     client.wait(handle, kept=True)  # type: ignore[call-arg]
-    with client.generate_many(["a", "b"], out) as outcomes:
+    with client.generate_many(["a", "b"], out, redo="failed") as outcomes:
         for outcome in outcomes:
             assert_type(outcome, Outcome)
     with Client(base_url="http://127.0.0.1:8000/model") as opened:
