@@ -285,11 +285,11 @@ class Batch:
                 continue
             return self._fail(work, error)
 
-    def _manifest_failed(self) -> OutputFileError:
+    def _manifest_failed(self, problem: str | None = None) -> OutputFileError:
         """Stop new submissions: what cannot be recorded must not be paid for."""
+        problem = problem or f"cannot write the manifest ({self._journal.failure})"
         error = OutputFileError(
-            f"cannot write the manifest ({self._journal.failure}): stopped submitting; "
-            "the jobs already paid for were followed to the end"
+            f"{problem}: stopped submitting; the jobs already paid for were followed to the end"
         )
         if self._fatal is None:
             self._fatal = error
@@ -310,6 +310,9 @@ class Batch:
 
     async def _submit(self, work: Work) -> None:
         await self._rate.acquire()
+        problem = self._journal.room_problem()
+        if problem is not None:  # a full disk: its jobs could be paid for, never recorded
+            raise self._manifest_failed(problem)
         work.attempts += 1
         work.inherited = False
         if not self._journal.write("intent", work.key, attempt=work.attempts):
@@ -332,9 +335,8 @@ class Batch:
         )
         if not recorded:
             log.error(
-                "item %s: job %s is paid for but not in the manifest (it is followed now; a "
-                "rerun sees only that a submit may have been made, and reports the item "
-                "uncertain: keep this id)",
+                "item %s: job %s is paid for but not in the manifest yet (it is followed now, "
+                "and its line is written as soon as the disk has room: keep this id)",
                 work.key,
                 handle.request_id,
             )

@@ -12,15 +12,27 @@ One JSON object per line, each with an ``event``:
 Lines are appended with one ``os.write`` on an ``O_APPEND`` descriptor: small appends land in
 the page cache at once, so the intent line is in the file before the POST leaves, and a
 killed process never leaves half a line except the very last, which loading tolerates.
+
+A full disk: a line the kernel takes only part of (a short write) counts as not written and
+is cut back off, so no torn line hides the next. A line that cannot be written is kept in
+memory and written before any later one once there is room if it names a paid job (an
+``intent`` line is dropped instead: its POST is never sent). While the manifest is open,
+``RESERVE_NAME`` holds ``MANIFEST_RESERVE`` bytes of the disk; when the disk is full it is
+given up, so the lines of the jobs already paid for still have room.
+:meth:`Journal.room_problem` says when no new job may be paid for: a line was refused, the
+reserve is spent, or less than ``MIN_FREE_BYTES`` is free.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
 import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -36,12 +48,27 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST_NAME", "Journal", "KeyState", "failure_fields"]
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_RESERVE",
+    "MIN_FREE_BYTES",
+    "RESERVE_NAME",
+    "Journal",
+    "KeyState",
+    "failure_fields",
+]
 
 log = logging.getLogger("odiqueue")
 
 MANIFEST_NAME: Final = "manifest.jsonl"
 LOCK_NAME: Final = ".odiqueue.lock"
+RESERVE_NAME: Final = ".odiqueue.reserve"
+#: Bytes of the disk set aside while a batch runs, for the manifest lines of jobs already
+#: paid for (a "submitted" line is about 1 KB plus the prompt).
+MANIFEST_RESERVE: Final = 256 * 1024
+#: No job is submitted while the output folder's disk has less than this free (beyond the
+#: reserve): its images and manifest lines need the room.
+MIN_FREE_BYTES: Final = 1024 * 1024
 
 Event = Literal["intent", "submitted", "saved", "failed", "cancelled"]
 
@@ -82,6 +109,12 @@ class Journal:
         self._lock_fd: int | None = None
         #: The last error the disk gave when a line was written, if any.
         self.failure: OSError | None = None
+        #: Lines the disk refused, oldest first: written before any later line.
+        self._pending: deque[bytes] = deque()
+        #: The manifest's length up to its last whole line.
+        self._size = 0
+        self._reserve = out_dir / RESERVE_NAME
+        self._reserve_spent = False
 
     def open(self, *, fresh: bool = False) -> dict[str, KeyState]:
         """Take the lock, read what earlier runs recorded, and open for appending.
@@ -96,13 +129,26 @@ class Journal:
                 self.path.rename(self._set_aside_name())
             states = dict(self._load())
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+            self._set_reserve_aside()
         except BaseException:
             self.close()
             raise
         return states
 
     def close(self) -> None:
-        """Close the manifest and release the lock."""
+        """Close the manifest (a last try at the lines still waiting), release the lock."""
+        if self._fd is not None and self._pending:
+            self._flush()
+            for data in self._pending:
+                log.error(
+                    "not in %s (the disk is full), keep this line: %s",
+                    self.path,
+                    data.decode().strip(),
+                )
+            self._pending.clear()
+        with contextlib.suppress(OSError):
+            self._reserve.unlink(missing_ok=True)
         for name in ("_fd", "_lock_fd"):
             fd = getattr(self, name)
             if fd is not None:
@@ -112,17 +158,102 @@ class Journal:
     def write(self, event: Event, key: str, **fields: Any) -> bool:
         """Append one event line; False when the disk refuses it (a full disk, a removed
         folder). That is logged once and kept in :attr:`failure`, never raised: the jobs
-        already paid for must go on to be saved whatever the manifest can still hold."""
+        already paid for must go on to be saved whatever the manifest can still hold.
+
+        A refused line that names a job (``request_id``: paid for) is kept and written
+        before any later one; any other is dropped (an ``intent``'s POST is then not sent,
+        and a failure without a job changes nothing for a rerun)."""
         if self._fd is None:
             raise RuntimeError("journal is not open")
         line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
+        data = (_wire.dumps(line) + "\n").encode()
+        self._pending.append(data)
+        self._flush()
+        if not self._pending:
+            return True
+        if not fields.get("request_id"):
+            self._pending.pop()
+        return False
+
+    def room_problem(self) -> str | None:
+        """Why no new job may be paid for now (the disk is full or nearly), or None."""
+        if self.failure is not None or self._pending:
+            return f"cannot write the manifest {self.path} ({self.failure})"
+        if self._reserve_spent:
+            return f"the disk of {self.out_dir} is full (the manifest's reserve is spent)"
         try:
-            os.write(self._fd, (_wire.dumps(line) + "\n").encode())
-        except OSError as exc:
-            if self.failure is None:
-                log.error("cannot write %s (%s): no more jobs are submitted", self.path, exc)
-            self.failure = exc
+            stats = os.statvfs(self.out_dir)
+        except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+            return None
+        free = stats.f_bavail * stats.f_frsize
+        if free < MIN_FREE_BYTES:
+            return (
+                f"only {free} bytes are free on the disk of {self.out_dir}; a new job needs "
+                f"{MIN_FREE_BYTES}"
+            )
+        return None
+
+    def _flush(self) -> None:
+        """Write the waiting lines in order, giving up the reserve if that makes room."""
+        while self._pending:
+            try:
+                self._append(self._pending[0])
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC and self._spend_reserve():
+                    continue
+                if self.failure is None:
+                    log.error("cannot write %s (%s): no more jobs are submitted", self.path, exc)
+                self.failure = exc
+                return
+            self._pending.popleft()
+
+    def _append(self, data: bytes) -> None:
+        assert self._fd is not None
+        written = os.write(self._fd, data)
+        if written < len(data):
+            # A full disk took part of the line: cut it back off, or the torn line would
+            # swallow the next one (a rerun would drop both, and pay for both again).
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                # Cannot cut it: end it instead, so only this (unreadable) line is lost.
+                with contextlib.suppress(OSError):
+                    self._size += written + os.write(self._fd, b"\n")
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (a short write)")
+        self._size += written
+
+    def _set_reserve_aside(self) -> None:
+        """Claim ``MANIFEST_RESERVE`` bytes of the disk (best effort: a disk without that
+        room refuses new jobs anyway, see :meth:`room_problem`)."""
+        self._reserve_spent = False
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, MANIFEST_RESERVE)
+            else:  # pragma: no cover - no posix_fallocate (macOS): write the bytes
+                os.ftruncate(fd, 0)
+                os.write(fd, bytes(MANIFEST_RESERVE))
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+        finally:
+            os.close(fd)
+
+    def _spend_reserve(self) -> bool:
+        """Give the reserve's room to the manifest; False when there is none left."""
+        try:
+            self._reserve.unlink()
+        except OSError:
             return False
+        self._reserve_spent = True
+        log.error(
+            "the disk of %s is full: the manifest's reserve is used for the jobs already "
+            "paid for, and no more jobs are submitted",
+            self.out_dir,
+        )
         return True
 
     def _set_aside_name(self) -> Path:

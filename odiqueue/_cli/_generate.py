@@ -25,6 +25,7 @@ from odiqueue._cli._args import (
     request_params,
 )
 from odiqueue._cli._bar import make_view
+from odiqueue._cli._output import Guarded
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
@@ -114,7 +115,8 @@ def _json(value: Any) -> str:
 
 async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]]) -> int:
     started = time.monotonic()
-    view = make_view(len(rows), as_json=args.json)
+    stdout = Guarded(sys.stdout)
+    view = make_view(len(rows), as_json=args.json, out=stdout)  # type: ignore[arg-type]
     failures: list[tuple[int, Outcome]] = []
     counts = {"saved": 0, "failed": 0, "polls": 0}
     fatal: OdiqueueError | None = None
@@ -165,7 +167,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     if stop.fired:
         print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _write_failures(args.out, failures)
+    unwritten = _write_failures(args.out, failures)
     view.summary(
         {
             **counts,
@@ -181,10 +183,13 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             view.message(f"  row {row} ({outcome.key}): {outcome.error}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
+    for problem in (unwritten, stdout.error and f"could not write to stdout: {stdout.error}"):
+        if problem:
+            print(f"odiqueue generate: {problem}", file=sys.stderr)
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
-    return EXIT_FAILED if failures else EXIT_OK
+    return EXIT_FAILED if failures or unwritten or stdout.error else EXIT_OK
 
 
 class _Interrupt:
@@ -206,8 +211,17 @@ class _Interrupt:
                 return
 
 
-def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> None:
+def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> str | None:
+    """Write failed.csv (or remove an earlier run's); what went wrong, if anything."""
     path = out / FAILED_CSV
+    try:
+        _write_failures_to(path, failures)
+    except OSError as exc:
+        return f"could not write {path}: {exc.strerror or exc}"
+    return None
+
+
+def _write_failures_to(path: Path, failures: list[tuple[int, Outcome]]) -> None:
     if not failures:
         path.unlink(missing_ok=True)
         return
