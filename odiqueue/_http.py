@@ -53,6 +53,7 @@ from odiqueue._errors import (
     UnsafeURLError,
     error_from_reply,
 )
+from odiqueue._redact import Redactor
 from odiqueue._retry import Call, Retrier, Retryable
 
 __all__ = ["Reply", "Transport"]
@@ -98,9 +99,9 @@ class Transport:
         rng: random.Random,
     ) -> None:
         self._auth = {"Authorization": f"Bearer {api_key.reveal()}"}
-        # A server may quote the key back in an error ("invalid token sk-..."): such a body
-        # is shown to people (messages, logs, failed.csv), so the key is cut out first.
-        self._key = (api_key.reveal().encode(), str(api_key).encode())
+        # A server may quote the key back (an error, a header, a job's error text): every
+        # reply is shown to people one way or another, so the key is cut out on arrival.
+        self._redact = Redactor(api_key)
         self._trusted = {origin_of(api_origin)}
         # The API's own URLs, as this client writes them, start with this: such a URL is
         # trusted without parsing it (what follows the first "/" cannot change the origin).
@@ -215,10 +216,10 @@ class Transport:
             with anyio.CancelScope(shield=True) if submit else contextlib.nullcontext():
                 response = await self._send(method, url, payload, request_id)
                 try:
-                    body = await self._read_capped(
-                        response, self._limits.max_json_bytes, request_id
+                    body = self._redact.body(
+                        await self._read_capped(response, self._limits.max_json_bytes, request_id)
                     )
-                    status, headers = response.status, response.headers
+                    status, headers = response.status, self._redact.headers(response.headers)
                 finally:
                     response.release()
         except ResponseTooLargeError as exc:
@@ -236,7 +237,7 @@ class Transport:
                 data = json.loads(body)
             except (ValueError, RecursionError):
                 bad = DecodeError(
-                    f"HTTP {status} reply is not JSON: {self._scrub(body)[:80]!r}",
+                    f"HTTP {status} reply is not JSON: {body[:80]!r}",
                     request_id=request_id,
                     status=status,
                     provider_request_id=provider_id,
@@ -247,11 +248,6 @@ class Transport:
             return Reply(status, data, provider_id)
         raise self._error_for(status, body, headers, request_id, submit)
 
-    def _scrub(self, body: bytes) -> bytes:
-        """``body`` without the API key in it."""
-        key, shown = self._key
-        return body.replace(key, shown) if key in body else body
-
     def _error_for(
         self,
         status: int,
@@ -260,7 +256,6 @@ class Transport:
         request_id: str | None,
         submit: bool,
     ) -> Exception:
-        body = self._scrub(body)
         retry_after = _backoff.parse_retry_after(headers.get("Retry-After"))
         error = error_from_reply(
             status,
@@ -309,6 +304,7 @@ class Transport:
                 method, url, data=payload, headers=headers, allow_redirects=False
             )
             location = response.headers.get("Location")
+            location = location and self._redact.text(location)
             if response.status not in _REDIRECTS or not location:
                 return response
             response.release()
@@ -373,7 +369,8 @@ class Transport:
             response = await self._send("GET", url, None, request_id)
             try:
                 if response.status >= 300:
-                    raise _image_host_error(response.status, response.headers, url, request_id)
+                    headers = self._redact.headers(response.headers)
+                    raise _image_host_error(response.status, headers, url, request_id)
                 # With a Content-Encoding, Content-Length counts the compressed bytes, not
                 # the image: only the cap (counted as it inflates) applies then.
                 encoded = "Content-Encoding" in response.headers
