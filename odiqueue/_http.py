@@ -256,7 +256,7 @@ class Transport:
         request_id: str | None,
         submit: bool,
     ) -> Exception:
-        retry_after = _backoff.parse_retry_after(headers.get("Retry-After"))
+        retry_after = _backoff.retry_after_of(headers)
         error = error_from_reply(
             status,
             body,
@@ -418,7 +418,7 @@ def _image_host_error(
         provider_request_id=headers.get("X-Request-Id"),
     )
     if status in RETRY_STATUSES or status == 404:
-        return Retryable(error, _backoff.parse_retry_after(headers.get("Retry-After")))
+        return Retryable(error, _backoff.retry_after_of(headers))
     return error
 
 

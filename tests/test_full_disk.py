@@ -23,8 +23,16 @@ import pytest
 from aiohttp import web
 
 from odiqueue._batch._manifest import RESERVE_NAME, Journal
-from tests.helpers import PNG_1X1, WAIT_BOUND, image_files, manifest_lines, until
-from tests.test_cli import COMMAND, env, odiqueue
+from tests.helpers import (
+    COMMAND,
+    PNG_1X1,
+    WAIT_BOUND,
+    env,
+    image_files,
+    manifest_lines,
+    odiqueue,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 

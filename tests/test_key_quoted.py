@@ -16,8 +16,7 @@ import pytest
 from aiohttp import web
 
 from odiqueue import AsyncClient, AuthenticationError, OdiqueueError, RetryPolicy
-from tests.helpers import PNG_1X1, collect
-from tests.test_cli import odiqueue
+from tests.helpers import PNG_1X1, collect, odiqueue
 
 pytestmark = pytest.mark.anyio
 

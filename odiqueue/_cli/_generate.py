@@ -16,6 +16,7 @@ from typing import Any, Final
 import anyio
 
 from odiqueue._cli._args import (
+    EXIT_BUDGET,
     EXIT_FAILED,
     EXIT_FATAL,
     EXIT_INTERRUPTED,
@@ -25,12 +26,18 @@ from odiqueue._cli._args import (
     request_params,
 )
 from odiqueue._cli._bar import make_view
+from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
 from odiqueue._cli._output import Guarded
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._config import ENV_API_KEY, resolve_api_key
-from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
+from odiqueue._errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    InvalidParameterError,
+    OdiqueueError,
+)
 from odiqueue._models import BatchItem, Outcome
-from odiqueue._request import ImageRequest
+from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = ["run_generate"]
 
@@ -50,8 +57,19 @@ def run_generate(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        prices = price_table(args)
+    except ConfigurationError as exc:
+        print(f"odiqueue generate: --prices: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    found = estimate((item for _, item in rows), args.model, prices)
+    problem = unpriced_under_cap(args, found)
+    if problem:
+        print(f"odiqueue generate: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    args.price_table = prices
     if args.dry_run:
-        return _dry_run(rows)
+        return _dry_run(rows, found.lines(prices.source))
     if not args.emulator:
         try:
             resolve_api_key(None)
@@ -85,7 +103,7 @@ def _check_options(args: argparse.Namespace) -> str | None:
         return f"--timeout {args.timeout}: must be a number of seconds above 0"
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: is a file, not a folder"
-    flags = {"n": "--n", "output_compression": "--compression"}
+    options = {p.name: p.option for p in PARAMETERS}
     for field, value in request_params(args).items():
         probe: dict[str, Any] = {field: value}
         if field == "output_compression":
@@ -93,16 +111,17 @@ def _check_options(args: argparse.Namespace) -> str | None:
         try:
             ImageRequest("probe", **probe)
         except InvalidParameterError as exc:
-            return f"{flags.get(field, '--' + field)} {value}: {exc.allowed}"
-    return None
+            return f"{options[field]} {value}: {exc.allowed}"
+    return budget_problem(args)
 
 
-def _dry_run(rows: list[tuple[int, BatchItem]]) -> int:
+def _dry_run(rows: list[tuple[int, BatchItem]], cost: list[str]) -> int:
     from odiqueue._wire import request_to_json
 
     for row, item in rows:
         line = {"row": row, "key": item.key, "name": item.name}
         print(_json({**line, "request": request_to_json(item.request)}))
+    print("\n".join(cost))
     print(f"{len(rows)} row(s) checked; nothing was sent (drop --dry-run to generate)")
     return EXIT_OK
 
@@ -118,9 +137,11 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     stdout = Guarded(sys.stdout)
     view = make_view(len(rows), as_json=args.json, out=stdout)  # type: ignore[arg-type]
     failures: list[tuple[int, Outcome]] = []
-    counts = {"saved": 0, "failed": 0, "polls": 0}
+    counts = {"saved": 0, "failed": 0, "not_submitted": 0, "polls": 0}
     fatal: OdiqueueError | None = None
     retried = 0
+    cost = 0.0
+    stopped_by: BudgetExceededError | None = None
     async with AsyncExitStack() as stack:
         key = None
         if args.emulator:
@@ -149,10 +170,18 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     overwrite=args.overwrite,
                     resume=not args.no_resume,
                     keep_remote=args.keep_remote,
+                    max_images=args.max_images,
+                    max_cost=args.max_cost,
+                    prices=args.price_table,
                     on_progress=view.progress,
                 ) as outcomes:
                     async for outcome in outcomes:
                         row = rows[outcome.index][0]
+                        if isinstance(outcome.error, BudgetExceededError):
+                            # Not a failure: left for a run with a higher cap, said once.
+                            stopped_by = stopped_by or outcome.error
+                            counts["not_submitted"] += 1
+                            continue
                         view.outcome(outcome, row)
                         counts["polls"] += outcome.polls
                         if outcome.ok:
@@ -161,6 +190,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                             counts["failed"] += 1
                             failures.append((row, outcome))
                     retried = outcomes.progress.retried
+                    cost = outcomes.progress.cost
             except OdiqueueError as exc:
                 fatal = exc
             group.cancel_scope.cancel()
@@ -175,8 +205,16 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             "total": len(rows),
             "polls_per_job": counts["polls"] / max(len(rows), 1),
             "elapsed": time.monotonic() - started,
+            "estimated_cost": round(cost, 2),
         }
     )
+    if stopped_by is not None:
+        flag = {"max_images": "--max-images", "max_cost": "--max-cost"}[stopped_by.cap]
+        view.message(
+            f"Stopped at {flag} {stopped_by.limit:g}: {counts['not_submitted']} row(s) not "
+            "submitted. Run the same command with a higher cap to continue (nothing saved "
+            "or paid for is submitted again)."
+        )
     if failures:
         view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
         for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
@@ -189,7 +227,9 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
-    return EXIT_FAILED if failures or unwritten or stdout.error else EXIT_OK
+    if failures or unwritten or stdout.error:
+        return EXIT_FAILED
+    return EXIT_BUDGET if stopped_by is not None else EXIT_OK
 
 
 class _Interrupt:
