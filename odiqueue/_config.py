@@ -80,6 +80,7 @@ DEFAULT_POLL_MULTIPLIER: Final = 1.5
 DEFAULT_POLL_MAXIMUM: Final = 10.0
 DEFAULT_POLL_JITTER: Final = 0.1
 DEFAULT_SECONDS_PER_QUEUE_POSITION: Final = 2.0
+DEFAULT_UNKNOWN_STATUS_LIMIT: Final = 600.0
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -183,7 +184,9 @@ class PollPolicy:
     wait spread by ``jitter`` (a fraction) so many jobs do not poll in lockstep. A job far back
     in the queue waits about ``seconds_per_position`` per job ahead of it (still capped by
     ``maximum``). ``deadline`` (seconds from submission, None for none) ends the wait with
-    :class:`~odiqueue.DeadlineExceededError`.
+    :class:`~odiqueue.DeadlineExceededError`. A job that reports only status values no
+    provider documents for ``unknown_status_limit`` seconds is given up with a
+    :class:`~odiqueue.DecodeError` (not cancelled: it may still finish, and be fetched by id).
     """
 
     initial: float = attrs.field(default=DEFAULT_POLL_INITIAL, validator=_positive)
@@ -194,6 +197,9 @@ class PollPolicy:
         default=DEFAULT_SECONDS_PER_QUEUE_POSITION, validator=_positive
     )
     deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
+    unknown_status_limit: float = attrs.field(
+        default=DEFAULT_UNKNOWN_STATUS_LIMIT, validator=_positive
+    )
 
 
 # --- one batch ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ __all__ = [
     "request_to_json",
     "result_not_ready",
     "structure_handle",
+    "unknown_status",
 ]
 
 #: Compact JSON for request bodies and manifest lines, from one encoder made once
@@ -295,6 +296,14 @@ def _structure_status(data: object, _: object) -> JobStatus:
     if word not in _RUNNING:
         log.warning("unknown status %r for request %s: treating it as running", raw, request_id)
     return Running(request_id, _logs(obj.get("logs")), _progress(obj), raw)
+
+
+def unknown_status(status: JobStatus) -> str | None:
+    """The server's own word when ``status`` is one no provider documents (decoded as
+    running), else None."""
+    if isinstance(status, Running) and status.raw_status.strip().upper() not in _RUNNING:
+        return status.raw_status
+    return None
 
 
 def _logs(value: object) -> tuple[LogLine, ...]:

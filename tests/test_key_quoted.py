@@ -12,11 +12,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
+import anyio
 import pytest
 from aiohttp import web
 
-from odiqueue import AsyncClient, AuthenticationError, OdiqueueError, RetryPolicy
-from tests.helpers import PNG_1X1, collect, odiqueue
+from odiqueue import (
+    AsyncClient,
+    AuthenticationError,
+    DecodeError,
+    OdiqueueError,
+    PollPolicy,
+    RetryPolicy,
+)
+from tests.helpers import PNG_1X1, WAIT_BOUND, collect, manifest_lines, odiqueue
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +36,8 @@ MODEL_PATH = "/v1/queue/gpt_image_1"
 
 class QuotingServer:
     """Jobs named by their prompt: ``fails`` ends failed with the key in its error text,
-    ``weird`` reports the key (``\\u``-escaped) as its status twice before it completes,
+    ``weird`` reports the key (``\\u``-escaped) as its status twice before it completes
+    (``stuck`` for ever),
     ``fine`` completes. Every reply has ``X-Request-Id: Bearer <key>``; the status of job
     ``jbad`` is a 401 whose JSON body escapes ``/`` as ``\\/``."""
 
@@ -77,7 +86,7 @@ class QuotingServer:
             failed = {"status": "COMPLETED", "request_id": job, "error_type": "REQUEST_INVALID"}
             body = json.dumps({**failed, "error": f"token {KEY} was refused"})
             return web.Response(text=body, content_type="application/json")
-        if job.startswith("weird") and self.asks[job] <= 2:
+        if job.startswith("stuck") or (job.startswith("weird") and self.asks[job] <= 2):
             spelled = KEY.replace("/", "\\u002f")
             body = json.dumps({"status": KEY, "request_id": job}).replace(KEY, spelled)
             return web.Response(
@@ -167,3 +176,25 @@ async def test_key_quoted_back_stays_out_of_logs_and_errors(
     assert "invalid key …tail" in str(error)
     assert "unknown status" in caplog.text  # the DEBUG and WARNING lines were produced
     assert not leaks(caplog.text + "\n".join(shown) + files_text(tmp_path))
+
+
+async def test_a_job_stuck_on_an_unknown_status_is_given_up_not_polled_forever(
+    tmp_path: Path,
+) -> None:
+    """A status value no provider documents, for ever: after ``unknown_status_limit`` the
+    item fails (the job kept in the manifest for a rerun, not cancelled); ``wait`` too."""
+    poll = PollPolicy(initial=0.01, maximum=0.02, unknown_status_limit=0.3)
+    async with (
+        quoting_server() as server,
+        AsyncClient(KEY, base_url=server.url, poll=poll) as client,
+    ):
+        with anyio.fail_after(WAIT_BOUND):
+            [outcome] = await collect(client, ["stuck"], tmp_path)
+            handle = await client.submit("stuck")
+            with pytest.raises(DecodeError) as caught:
+                await client.wait(handle)
+    assert isinstance(outcome.error, DecodeError)
+    assert "none odiqueue knows" in str(outcome.error)
+    assert "none odiqueue knows" in str(caught.value)
+    assert not leaks(str(outcome.error) + str(caught.value))
+    assert manifest_lines(tmp_path)[-1]["event"] == "submitted"  # a rerun follows it by id
