@@ -294,52 +294,81 @@ class Journal:
                 log.warning("dropping a torn last line of %s", self.path)
                 f.truncate(end)
         states: dict[str, KeyState] = {}
+        skipped = 0
         for number, raw in enumerate(data[:end].splitlines(), 1):
             try:
-                line = json.loads(raw)
-                _apply(states, line)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("skipping unreadable line %d of %s: %s", number, self.path, exc)
+                _apply(states, json.loads(raw))
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                # A line edited by hand, or damaged: its item is one the manifest does not
+                # know (or knows from its other lines), never a reason to stop.
+                skipped += 1
+                reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+                log.warning("skipping unreadable line %d of %s: %s", number, self.path, reason)
+        if skipped:
+            log.warning("%d unreadable line(s) of %s skipped", skipped, self.path)
         yield from states.items()
 
 
-def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
-    key, event = line["key"], line["event"]
+def _apply(states: dict[str, KeyState], line: Any) -> None:
+    """Apply one line to ``states``; ValueError, KeyError or TypeError for a line that is
+    not one this module writes (checked before anything is changed)."""
+    if not isinstance(line, Mapping):
+        raise TypeError(f"a line is a JSON object, not {type(line).__name__}")
+    key, event = _text(line, "key"), line["event"]
     state = states.get(key)
     if event == "intent":
+        attempt = _count(line, state.attempt + 1 if state else 1)
         if state is None:
-            states[key] = KeyState("intent", attempt=line.get("attempt", 1))
+            states[key] = KeyState("intent", attempt=attempt)
         else:
-            state.stage, state.attempt = "intent", line.get("attempt", state.attempt + 1)
+            state.stage, state.attempt = "intent", attempt
     elif event == "submitted":
         handle = JobHandle(
-            request_id=line["request_id"],
-            status_url=line["status_url"],
-            response_url=line["response_url"],
-            cancel_url=line["cancel_url"],
+            request_id=_text(line, "request_id"),
+            status_url=_text(line, "status_url"),
+            response_url=_text(line, "response_url"),
+            cancel_url=_text(line, "cancel_url"),
         )
-        states[key] = KeyState(
-            "submitted",
-            attempt=line.get("attempt", 1),
-            handle=handle,
-            request=line.get("request"),
-        )
+        request = line.get("request")
+        if request is not None and not isinstance(request, Mapping):
+            raise TypeError(f"request {request!r:.40} is not an object")
+        states[key] = KeyState("submitted", attempt=_count(line, 1), handle=handle, request=request)
     elif event == "saved":
+        files = line["files"]
+        if not isinstance(files, list) or not all(isinstance(f, Mapping) for f in files):
+            raise TypeError(f"files {files!r:.40} is not a list of objects")
         prior = state.handle if state else None
         request = state.request if state else None
-        states[key] = KeyState("saved", handle=prior, files=tuple(line["files"]), request=request)
+        states[key] = KeyState("saved", handle=prior, files=tuple(files), request=request)
     elif event in ("failed", "cancelled"):
         prior_attempt = state.attempt if state else 0
+        error, error_type = line.get("error"), line.get("error_type")
+        if not all(value is None or isinstance(value, str) for value in (error, error_type)):
+            raise TypeError("error and error_type are text")
         states[key] = KeyState(
             event,
             attempt=prior_attempt,
             handle=state.handle if state else None,
-            error=line.get("error"),
-            error_type=line.get("error_type"),
+            error=error,
+            error_type=error_type,
             permanent=bool(line.get("permanent")),
         )
     else:
-        raise ValueError(f"unknown event {event!r}")
+        raise ValueError(f"unknown event {event!r:.40}")
+
+
+def _text(line: Mapping[str, Any], name: str) -> str:
+    value = line[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} {value!r:.40} is not text")
+    return value
+
+
+def _count(line: Mapping[str, Any], default: int) -> int:
+    value = line.get("attempt", default)
+    if type(value) is not int or value < 0:  # bool is an int, and no count
+        raise TypeError(f"attempt {value!r:.40} is not a count")
+    return value
 
 
 def files_present(out_dir: Path, state: KeyState) -> bool:
