@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import shlex
 import signal
 import sys
@@ -73,7 +74,10 @@ def run_generate(args: argparse.Namespace) -> int:
     if not args.emulator:
         try:
             resolve_api_key(None)
-        except ConfigurationError:
+        except ConfigurationError as exc:
+            if os.environ.get(ENV_API_KEY, "").strip():  # set, but not usable as it is
+                print(f"odiqueue generate: ${ENV_API_KEY}: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             print(
                 f"odiqueue generate: no API key. Set it with `export {ENV_API_KEY}=sk-...` "
                 "(or try without one: add --emulator).",
