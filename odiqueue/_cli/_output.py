@@ -1,7 +1,9 @@
-"""Output that must not stop a batch: stdout on a full disk or a closed pipe.
+"""Output that must not stop a batch: stdout on a full disk, or a device that fails.
 
 A batch that is paying for jobs keeps going when its progress lines cannot be printed: the
-first error is kept (and said once, on stderr, at the end), later lines are dropped.
+first error is kept (and said once, on stderr, at the end), later lines are dropped. A
+closed pipe is not such an error: its reader has left, which stops the batch (see
+``odiqueue._cli.main``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Guarded(io.TextIOBase):
         if self.error is None:
             try:
                 self._inner.write(text)
+            except BrokenPipeError:
+                raise
             except OSError as exc:
                 self._fail(exc)
         return len(text)
@@ -37,6 +41,8 @@ class Guarded(io.TextIOBase):
         if self.error is None:
             try:
                 self._inner.flush()
+            except BrokenPipeError:
+                raise
             except OSError as exc:
                 self._fail(exc)
 
