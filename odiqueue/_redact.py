@@ -27,6 +27,7 @@ __all__ = ["Redactor"]
 
 MIN_KEY_CHARS: Final = 8
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
+_UNESCAPED = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class Redactor:
@@ -50,6 +51,10 @@ class Redactor:
         self._text = sorted((form for form in forms if real), key=len, reverse=True)
         self._bytes = [form.encode() for form in self._text]
         self._masked_bytes = self.masked.encode()
+        # The longest run of the key that every form spells alike (escaping and encoding
+        # leave these characters be): one search for it rules out every form at once.
+        runs = _UNESCAPED.findall(raw) if real else []
+        self._anchor = max(runs, key=len, default="").encode()
 
     def text(self, value: str) -> str:
         """``value`` without the key in any of its forms."""
@@ -61,10 +66,12 @@ class Redactor:
     def body(self, body: bytes) -> bytes:
         """A reply body without the key: replaced as bytes, and inside JSON strings whose
         escapes (``\\uXXXX``) spell it in a way no byte pattern can catch."""
-        for form in self._bytes:
-            if form in body:
-                body = body.replace(form, self._masked_bytes)
-        if b"\\u" not in body:
+        if not self._anchor or self._anchor in body:
+            for form in self._bytes:
+                if form in body:
+                    body = body.replace(form, self._masked_bytes)
+        # (One byte first: its search is memchr, many times faster than a two-byte one.)
+        if b"\\" not in body or b"\\u" not in body:
             return body
         try:
             parsed = json.loads(body)
