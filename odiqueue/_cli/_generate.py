@@ -220,7 +220,8 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             "or paid for is submitted again)."
         )
     if failures:
-        view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
+        where = "" if unwritten else f" (also in {args.out / FAILED_CSV})"
+        view.message(f"{len(failures)} row(s) failed{where}:")
         for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
             view.message(f"  row {row} ({outcome.key}): {outcome.error}")
         if len(failures) > FAILED_SHOWN:
