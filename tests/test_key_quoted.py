@@ -24,7 +24,7 @@ from odiqueue import (
     PollPolicy,
     RetryPolicy,
 )
-from tests.helpers import PNG_1X1, WAIT_BOUND, collect, manifest_lines, odiqueue
+from tests.helpers import IMAGE_SUFFIXES, PNG_1X1, WAIT_BOUND, collect, manifest_lines, odiqueue
 
 pytestmark = pytest.mark.anyio
 
@@ -124,8 +124,10 @@ def leaks(text: str) -> list[str]:
 
 
 def files_text(out: Path) -> str:
-    """Everything the batch wrote into ``out`` that is text."""
-    return "".join(p.read_text(errors="replace") for p in out.iterdir() if p.suffix != ".png")
+    """Everything the batch wrote into ``out`` that is text (the manifest, failed.csv, the
+    review page and table)."""
+    texts = (p for p in out.iterdir() if p.is_file() and p.suffix not in IMAGE_SUFFIXES)
+    return "".join(p.read_text(errors="replace") for p in texts)
 
 
 async def test_key_quoted_back_stays_out_of_the_command_line(tmp_path: Path) -> None:

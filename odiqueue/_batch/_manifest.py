@@ -56,6 +56,7 @@ __all__ = [
     "Journal",
     "KeyState",
     "failure_fields",
+    "read_manifest",
 ]
 
 log = logging.getLogger("odiqueue")
@@ -84,8 +85,11 @@ class KeyState:
     error: str | None = None
     error_type: str | None = None
     permanent: bool = False
-    #: The request the job was submitted with (as sent), when a line recorded it.
+    #: The request the job was submitted with (as sent), when a line recorded it; kept
+    #: past a failure so that a report can still show what was asked.
     request: Mapping[str, Any] | None = None
+    #: The job's estimated cost, when a line recorded one.
+    estimated_cost: float | None = None
 
 
 def failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
@@ -293,20 +297,36 @@ class Journal:
                 # A torn last line from a killed process: drop it so appends start clean.
                 log.warning("dropping a torn last line of %s", self.path)
                 f.truncate(end)
-        states: dict[str, KeyState] = {}
-        skipped = 0
-        for number, raw in enumerate(data[:end].splitlines(), 1):
-            try:
-                _apply(states, json.loads(raw))
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
-                # A line edited by hand, or damaged: its item is one the manifest does not
-                # know (or knows from its other lines), never a reason to stop.
-                skipped += 1
-                reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-                log.warning("skipping unreadable line %d of %s: %s", number, self.path, reason)
-        if skipped:
-            log.warning("%d unreadable line(s) of %s skipped", skipped, self.path)
-        yield from states.items()
+        yield from _parse(data[:end], self.path).items()
+
+
+def read_manifest(out_dir: Path) -> dict[str, KeyState]:
+    """What the manifest of ``out_dir`` records, read without the lock and without changing
+    the file, so that a report can be made while a batch is still writing it (a line being
+    appended just now is left for the next read). Empty when there is no manifest."""
+    path = out_dir / MANIFEST_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    return _parse(data[: data.rfind(b"\n") + 1], path)
+
+
+def _parse(data: bytes, path: Path) -> dict[str, KeyState]:
+    states: dict[str, KeyState] = {}
+    skipped = 0
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            _apply(states, json.loads(raw))
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # A line edited by hand, or damaged: its item is one the manifest does not
+            # know (or knows from its other lines), never a reason to stop.
+            skipped += 1
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            log.warning("skipping unreadable line %d of %s: %s", number, path, reason)
+    if skipped:
+        log.warning("%d unreadable line(s) of %s skipped", skipped, path)
+    return states
 
 
 def _apply(states: dict[str, KeyState], line: Any) -> None:
@@ -316,12 +336,16 @@ def _apply(states: dict[str, KeyState], line: Any) -> None:
         raise TypeError(f"a line is a JSON object, not {type(line).__name__}")
     key, event = _text(line, "key"), line["event"]
     state = states.get(key)
+    cost = line.get("estimated_cost", state.estimated_cost if state else None)
+    if cost is not None and (type(cost) not in (int, float) or cost != cost):
+        raise TypeError(f"estimated_cost {cost!r:.40} is not a number")
     if event == "intent":
         attempt = _count(line, state.attempt + 1 if state else 1)
         if state is None:
-            states[key] = KeyState("intent", attempt=attempt)
+            states[key] = KeyState("intent", attempt=attempt, estimated_cost=cost)
         else:
             state.stage, state.attempt = "intent", attempt
+            state.estimated_cost = cost
     elif event == "submitted":
         handle = JobHandle(
             request_id=_text(line, "request_id"),
@@ -332,14 +356,22 @@ def _apply(states: dict[str, KeyState], line: Any) -> None:
         request = line.get("request")
         if request is not None and not isinstance(request, Mapping):
             raise TypeError(f"request {request!r:.40} is not an object")
-        states[key] = KeyState("submitted", attempt=_count(line, 1), handle=handle, request=request)
+        states[key] = KeyState(
+            "submitted",
+            attempt=_count(line, 1),
+            handle=handle,
+            request=request,
+            estimated_cost=cost,
+        )
     elif event == "saved":
         files = line["files"]
         if not isinstance(files, list) or not all(isinstance(f, Mapping) for f in files):
             raise TypeError(f"files {files!r:.40} is not a list of objects")
         prior = state.handle if state else None
         request = state.request if state else None
-        states[key] = KeyState("saved", handle=prior, files=tuple(files), request=request)
+        states[key] = KeyState(
+            "saved", handle=prior, files=tuple(files), request=request, estimated_cost=cost
+        )
     elif event in ("failed", "cancelled"):
         prior_attempt = state.attempt if state else 0
         error, error_type = line.get("error"), line.get("error_type")
@@ -352,6 +384,8 @@ def _apply(states: dict[str, KeyState], line: Any) -> None:
             error=error,
             error_type=error_type,
             permanent=bool(line.get("permanent")),
+            request=state.request if state else None,
+            estimated_cost=cost,
         )
     else:
         raise ValueError(f"unknown event {event!r:.40}")

@@ -21,7 +21,7 @@ from odiqueue._models import BatchItem
 from odiqueue._naming import DEFAULT_TEMPLATE, image_path, literal_template
 from odiqueue._request import PARAMETERS, ImageRequest
 
-__all__ = ["InputError", "RowProblem", "read_items"]
+__all__ = ["InputError", "RowProblem", "read_items", "read_table"]
 
 #: Columns that set a request parameter (its name, or its short name), to the field.
 PARAMETER_COLUMNS: Final = {column: p.name for p in PARAMETERS for column in p.columns}
@@ -86,20 +86,10 @@ def read_items(
     ``template`` builds the prompt from a row's columns (``{name}``, ``{color}``...).
     Raises :class:`InputError` listing every bad row; nothing is returned half-checked.
     """
-    suffix = path.suffix.lower()
-    if suffix not in (".txt", ".csv", ".jsonl"):
-        raise InputError(f"{path}: use a .txt, .csv or .jsonl file (got {suffix or 'no suffix'})")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+    suffix, text = _read_text(path)
     if template is not None:
         _check_template(template)
-    rows = {".txt": _txt_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}[suffix](text)
+    rows = _READERS[suffix](text, False)
     items: list[tuple[int, BatchItem]] = []
     problems: list[RowProblem] = []
     keys: dict[str, int] = {}
@@ -141,26 +131,61 @@ def read_items(
     return items
 
 
+def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """The rows of ``path`` as written, for tables that give them back to the user: the
+    columns in file order (headers as written) and each row's cells by row number. Rows are
+    not checked here (:func:`read_items` does that); unreadable ones are left out."""
+    suffix, text = _read_text(path)
+    columns: dict[str, None] = {}
+    rows: list[tuple[int, dict[str, Any]]] = []
+    if suffix == ".csv":
+        header = next(csv.reader(io.StringIO(text, newline="")), None) or []
+        columns.update(dict.fromkeys(h.strip() for h in header if h.strip()))
+    for number, row in _READERS[suffix](text, True):
+        if not isinstance(row, RowProblem):
+            columns.update(dict.fromkeys(row))
+            rows.append((number, row))
+    return list(columns), rows
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    suffix = path.suffix.lower()
+    if suffix not in _READERS:
+        raise InputError(f"{path}: use a .txt, .csv or .jsonl file (got {suffix or 'no suffix'})")
+    try:
+        return suffix, path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
 def _lines(text: str) -> list[str]:
     """The file's lines. Not ``str.splitlines``: that also splits at form feeds, U+2028 and
     other characters a prompt may hold, which would cut a row in two and misnumber the rest."""
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _txt_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+# Each reader takes the text and ``as_written``: keep headers as the file spells them (for
+# tables given back to the user) instead of lower-cased (for matching columns).
+
+
+def _txt_rows(text: str, as_written: bool) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     for number, line in enumerate(_lines(text), 1):
         prompt = line.strip()
         if prompt and not prompt.startswith("#"):
             yield number, {"prompt": prompt}
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+def _csv_rows(text: str, as_written: bool) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     # The csv module reads the line ends itself, so a quoted cell keeps its line breaks.
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
         return
-    headers = [h.strip().lower() for h in header]
+    headers = [h.strip() if as_written else h.strip().lower() for h in header]
     while True:
         number = reader.line_num + 1  # a row is named by its first line
         record = next(reader, None)
@@ -175,7 +200,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
             yield number, cells
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+def _jsonl_rows(text: str, as_written: bool) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     for number, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
@@ -187,7 +212,10 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
         if not isinstance(value, dict):
             yield number, RowProblem(number, None, "each line must be a JSON object")
             continue
-        yield number, {str(k).lower(): v for k, v in value.items()}
+        yield number, {str(k) if as_written else str(k).lower(): v for k, v in value.items()}
+
+
+_READERS: Final = {".txt": _txt_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}
 
 
 def _item(
