@@ -43,6 +43,7 @@ from odiqueue._batch._patience import submit_patiently
 from odiqueue._batch._poll import Poller
 from odiqueue._batch._progress import Progress, Stage, Tally
 from odiqueue._batch._save import Collector
+from odiqueue._batch._stop import DEFAULT_STOP_GRACE, Stopper, StopReport
 from odiqueue._batch._throttle import RateLimiter
 from odiqueue._config import BatchOptions
 from odiqueue._errors import (
@@ -84,7 +85,8 @@ class Batch:
 
     Leaving the ``async with`` early (``break``, an exception, task cancellation, Ctrl-C)
     cancels every unfinished job on the server (unless ``keep_remote``) within
-    ``cancel_timeout`` seconds; the manifest keeps everything needed to resume.
+    ``cancel_timeout`` seconds; the manifest keeps everything needed to resume. To stop
+    without throwing paid work away, call :meth:`stop` and keep reading the outcomes.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class Batch:
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._rng = random.Random()
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
+        self._stopper = Stopper(client, self._live, keep_remote=options.keep_remote)
         self._tally = Tally(on_progress)
         self._budget = Budget(options, client.model)
         self._fatal: OdiqueueError | None = None
@@ -179,6 +182,35 @@ class Batch:
         """The batch's counts right now."""
         return self._tally.snapshot()
 
+    def stop(self, grace: float = DEFAULT_STOP_GRACE) -> None:
+        """Stop gracefully: submit nothing more, and end the outcomes once the jobs in
+        flight are dealt with, without paying for anything twice.
+
+        Items not yet submitted are dropped (no outcome). Jobs the server still holds in
+        its queue are cancelled (never started, so not billed), unless ``keep_remote``.
+        Running jobs are followed for up to ``grace`` seconds and saved if they finish;
+        those still running then are left on the server, not cancelled: the manifest keeps
+        their ids, so running the batch again collects them instead of submitting them
+        again. :attr:`stopped` says what was cancelled and what was left. Leaving the
+        ``async with`` before that (a second Ctrl-C) cancels the rest as usual.
+        Calling it again changes nothing. Call it from the task that reads the outcomes or
+        another task of the same event loop (e.g. a signal handler's).
+        """
+        if not grace >= 0:
+            raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        if self._task_group is None:
+            raise RuntimeError("stop() is for a batch inside its `async with`")
+        if self._stopper.requested:
+            return
+        log.info("stopping: no more submits; waiting up to %gs for running jobs", grace)
+        self._stopper.request()
+        self._task_group.start_soon(self._stopper.run, grace)
+
+    @property
+    def stopped(self) -> StopReport | None:
+        """What :meth:`stop` did (so far): None when it was not called."""
+        return self._stopper.report
+
     # --- feeding ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -192,21 +224,27 @@ class Batch:
     async def _worker(self, feed: Feed, send: MemoryObjectSendStream[Outcome]) -> None:
         # The worker is busy until the outcome is handed over: a caller that stops reading
         # also stops new submissions, so nothing piles up unpaid-for in memory.
+        stopper = self._stopper
         async with send:
-            while self._fatal is None and self._bad_input is None:
-                try:
-                    taken = await feed.next()
-                    if taken is None:
+            while self._fatal is None and self._bad_input is None and not stopper.requested:
+                with stopper.guard() as guard:
+                    try:
+                        taken = await feed.next()
+                        if taken is None:
+                            return
+                        work = self._intake.take(*taken)
+                    except Exception as exc:
+                        # A bad item (or an input that raises) stops the reading, not the
+                        # jobs already paid for: they finish and are delivered, then it is
+                        # raised.
+                        self._bad_input = self._bad_input or exc
                         return
-                    work = self._intake.take(*taken)
-                except Exception as exc:
-                    # A bad item (or an input that raises) stops the reading, not the jobs
-                    # already paid for: they finish and are delivered, then it is raised.
-                    self._bad_input = self._bad_input or exc
-                    return
-                if not isinstance(work, Outcome):
-                    self._tally.bump("waiting")
-                    work = await self._carry(work)
+                    if not isinstance(work, Outcome):
+                        guard.work = work
+                        self._tally.bump("waiting")
+                        work = await self._carry(work)
+                if guard.scope.cancelled_caught:
+                    return  # dropped by a graceful stop (see ``_stop``)
                 self._tally.changed()
                 await _throttle.send(send, work)
 
@@ -228,6 +266,8 @@ class Batch:
                     return self._fail(work, exc)
                 finally:
                     self._tally.cost = self._budget.cost
+                if self._stopper.requested:
+                    await self._stopper.settle(work)
             assert work.handle is not None
             try:
                 with self._deadline(work):
@@ -359,11 +399,26 @@ class Batch:
         return True
 
     async def _submit(self, work: Work) -> None:
+        if self._stopper.requested:
+            await self._stopper.drop(work)  # a resubmit, or a start-over: not any more
         work.estimate = self._budget.take(work.request)  # or BudgetExceededError
-        await self._rate.acquire()
+        try:
+            await self._rate.acquire()
+        except BaseException:
+            self._budget.give_back(work.request, work.estimate)  # dropped by a stop: no job
+            raise
         problem = self._journal.room_problem()
         if problem is not None:  # a full disk: its jobs could be paid for, never recorded
             raise self._manifest_failed(problem)
+        # From here the submit goes through even if a graceful stop comes meanwhile: a
+        # POST cut off has an unknown fate (see ``Stopper.request``).
+        work.posting = True
+        try:
+            await self._post(work)
+        finally:
+            work.posting = False
+
+    async def _post(self, work: Work) -> None:
         work.attempts += 1
         work.inherited = False
         if not self._journal.write("intent", work.key, attempt=work.attempts):
