@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import logging
@@ -353,6 +354,7 @@ class AsyncClient:
         *,
         deadline: float | None = None,
         cancel_on_deadline: bool = True,
+        keep_remote: bool = False,
     ) -> ImageResult:
         """Wait for the job to finish and return its images.
 
@@ -360,6 +362,13 @@ class AsyncClient:
         it ends without images. When ``deadline`` passes, the job is cancelled on the server
         (unless ``cancel_on_deadline`` is false) and :class:`~odiqueue.DeadlineExceededError`
         is raised.
+
+        When the waiting task itself is cancelled (an ``anyio.fail_after`` or
+        ``asyncio.wait_for`` timeout, a web request whose client went away, Ctrl-C in
+        :class:`~odiqueue.Client`), the job is cancelled on the server too, shielded and
+        within ``BatchOptions.cancel_timeout``'s default (10 s), before the cancellation
+        goes on: nobody is left to collect its images. ``keep_remote=True`` leaves it
+        running (pick it up later with its id).
         """
         handle = self._handle(job)
         limit = deadline if deadline is not None else self._poll.deadline
@@ -375,6 +384,10 @@ class AsyncClient:
             raise DeadlineExceededError(
                 f"the job did not finish within {limit}s", request_id=handle.request_id
             ) from None
+        except anyio.get_cancelled_exc_class():
+            if not keep_remote:
+                await self._cancel_quietly(handle)
+            raise
 
     async def completed_result(self, job: JobHandle | str) -> ImageResult:
         """The images of a job whose status said it succeeded.
@@ -389,14 +402,36 @@ class AsyncClient:
         )
 
     async def generate(
-        self, request: ImageRequest | str, *, deadline: float | None = None
+        self,
+        request: ImageRequest | str,
+        *,
+        deadline: float | None = None,
+        keep_remote: bool = False,
     ) -> ImageResult:
         """Submit one request and wait for its images (``result.images``, in order).
 
         >>> result = await client.generate("A blue ceramic mug on oak, soft light")
+
+        Cancelling the task while it waits cancels the job on the server, unless
+        ``keep_remote`` (see :meth:`wait`).
         """
-        handle = await self.submit(request)
-        return await self.wait(handle, deadline=deadline)
+        # The submit runs as a task of its own: a native asyncio cancel (asyncio.wait_for,
+        # asyncio.timeout) passes through anyio's shield, and would drop the reply that
+        # names a job already paid for. Its reply is awaited whatever happens here.
+        submitting = asyncio.ensure_future(self.submit(request))
+        try:
+            handle = await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                try:
+                    handle = await submitting
+                except Exception as exc:  # no job was created, or none is known
+                    log.debug("submit of request (new): ended by %s after a cancel", exc)
+                else:
+                    if not keep_remote:
+                        await self._cancel_quietly(handle)
+            raise
+        return await self.wait(handle, deadline=deadline, keep_remote=keep_remote)
 
     async def download(
         self,
@@ -506,8 +541,8 @@ class AsyncClient:
         )
 
     async def _cancel_quietly(self, handle: JobHandle) -> None:
-        with anyio.move_on_after(10, shield=True):
+        with anyio.move_on_after(DEFAULT_CANCEL_TIMEOUT, shield=True):
             try:
                 await self.cancel(handle)
-            except Exception as exc:  # best effort: the deadline error is what matters
+            except Exception as exc:  # best effort: the deadline or cancel is what matters
                 log.warning("could not cancel request %s: %s", handle.request_id, exc)
