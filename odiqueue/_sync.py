@@ -35,6 +35,7 @@ from odiqueue._config import (
     Timeouts,
 )
 from odiqueue._errors import ClientClosedError
+from odiqueue._loop_thread import start_loop, stop_loop
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Outcome
 from odiqueue._naming import DEFAULT_TEMPLATE
 from odiqueue._prices import PriceTable
@@ -65,31 +66,6 @@ def _close_forgotten() -> None:
     for client in list(_OPEN):
         with contextlib.suppress(Exception):
             client.close()
-
-
-def _start_loop() -> tuple[anyio.from_thread.BlockingPortal, threading.Thread]:
-    """An event loop on a daemon thread, and the portal to it.
-
-    Not ``anyio.from_thread.start_blocking_portal``: its worker thread is joined at exit,
-    so a script that forgot ``close()`` would hang there instead of ending.
-    """
-    started: Future[anyio.from_thread.BlockingPortal] = Future()
-
-    async def serve() -> None:
-        async with anyio.from_thread.BlockingPortal() as portal:
-            started.set_result(portal)
-            await portal.sleep_until_stopped()
-
-    def run() -> None:
-        try:
-            anyio.run(serve, backend="asyncio")
-        except BaseException as exc:  # pragma: no cover - the loop failed to start
-            if not started.done():
-                started.set_exception(exc)
-
-    thread = threading.Thread(target=run, name="odiqueue.Client", daemon=True)
-    thread.start()
-    return started.result(), thread
 
 
 class Client:
@@ -195,11 +171,11 @@ class Client:
         with self._lock:
             if self._portal is not None:
                 raise ClientClosedError("this Client is already open")
-            portal, thread = _start_loop()
+            portal, thread = start_loop()
             try:
                 portal.call(self._client.__aenter__)
             except BaseException:
-                _stop_loop(portal, thread)
+                stop_loop(portal, thread)
                 raise
             self._portal, self._thread = portal, thread
             _OPEN.add(self)
@@ -215,7 +191,7 @@ class Client:
                 portal.call(self._client.aclose)
             finally:
                 assert self._thread is not None
-                _stop_loop(portal, self._thread)
+                stop_loop(portal, self._thread)
 
     def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call()`` on the client's loop and wait for it.
@@ -409,12 +385,6 @@ class Client:
             on_progress=on_progress,
         )
         return SyncBatch(self, batch)
-
-
-def _stop_loop(portal: anyio.from_thread.BlockingPortal, thread: threading.Thread) -> None:
-    # Calls still running in other threads end with the loop (their futures are cancelled).
-    portal.call(portal.stop, True)
-    thread.join()
 
 
 class SyncBatch:
