@@ -83,6 +83,7 @@ DEFAULT_POLL_MULTIPLIER: Final = 1.5
 DEFAULT_POLL_MAXIMUM: Final = 10.0
 DEFAULT_POLL_JITTER: Final = 0.1
 DEFAULT_SECONDS_PER_QUEUE_POSITION: Final = 2.0
+DEFAULT_UNKNOWN_STATUS_LIMIT: Final = 600.0
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -189,7 +190,9 @@ class PollPolicy:
     wait spread by ``jitter`` (a fraction) so many jobs do not poll in lockstep. A job far back
     in the queue waits about ``seconds_per_position`` per job ahead of it (still capped by
     ``maximum``). ``deadline`` (seconds from submission, None for none) ends the wait with
-    :class:`~odiqueue.DeadlineExceededError`.
+    :class:`~odiqueue.DeadlineExceededError`. A job that reports only status values no
+    provider documents for ``unknown_status_limit`` seconds is given up with a
+    :class:`~odiqueue.DecodeError` (not cancelled: it may still finish, and be fetched by id).
     """
 
     initial: float = attrs.field(default=DEFAULT_POLL_INITIAL, validator=_positive)
@@ -200,6 +203,9 @@ class PollPolicy:
         default=DEFAULT_SECONDS_PER_QUEUE_POSITION, validator=_positive
     )
     deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
+    unknown_status_limit: float = attrs.field(
+        default=DEFAULT_UNKNOWN_STATUS_LIMIT, validator=_positive
+    )
 
 
 # --- one batch ---------------------------------------------------------------------------
@@ -350,12 +356,37 @@ def resolve_api_key(api_key: str | Secret | None) -> Secret:
         raise ConfigurationError(
             f"no API key: pass api_key=... or set the {ENV_API_KEY} environment variable"
         )
-    if any(c.isspace() for c in value) or not value.isprintable():
-        raise ConfigurationError("the API key contains spaces or control characters")
+    bad = next((i for i, c in enumerate(value) if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        raise ConfigurationError(
+            f"the API key contains {_character_name(value[bad])} at position {bad + 1} (of "
+            f"{len(value)}): copy the key again without it"
+        )
     if not value.isascii():
         # An HTTP header carries ASCII: anything else is a paste gone wrong ("…", quotes).
         raise ConfigurationError("the API key contains characters other than ASCII")
     return Secret(value)
+
+
+def _character_name(char: str) -> str:
+    """How a character that has no place in a key is called in a message."""
+    names = {"\t": "a tab", " ": "a space", "\n": "a line break", "\r": "a line break"}
+    if char in names:
+        return names[char]
+    kind = "a blank" if char.isspace() else "a control character"
+    return f"{kind} (U+{ord(char):04X})"
+
+
+def shown_url(raw: str) -> str:
+    """``raw`` as it may be shown: its user, password and query values masked (works on
+    text that does not parse as a URL too)."""
+    shown = _USERINFO.sub(lambda m: "//" + ":".join("***" for _ in m[1].split(":", 1)) + "@", raw)
+
+    def query(match: re.Match[str]) -> str:
+        parts = match[1].split("&")
+        return "?" + "&".join(p.split("=", 1)[0] + "=***" if "=" in p else "***" for p in parts)
+
+    return _QUERY.sub(query, shown)
 
 
 def resolve_base_url(
@@ -375,6 +406,11 @@ def resolve_base_url(
         raw = PRESETS[provider]
     else:
         raw = base_url or os.environ.get(ENV_BASE_URL) or PRESETS[DEFAULT_PROVIDER]
+    shown = shown_url(raw)
+    if shown != raw:
+        raise ConfigurationError(
+            f"base_url={shown!r} must not carry credentials or a query (masked here)"
+        )
     try:
         url = parse_url(raw.rstrip("/"))
     except ValueError as exc:
@@ -404,6 +440,9 @@ def parse_url(raw: str) -> URL:
     return url
 
 
+# A URL's user and password ("//user:password@"), and its query ("?..." up to a fragment).
+_USERINFO: Final = re.compile(r"//([^/?#@]*)@")
+_QUERY: Final = re.compile(r"\?([^#]*)")
 # What a host name or address may hold (yarl lets a space through).
 _HOST: Final = re.compile(r"[A-Za-z0-9._\-:\[\]%]+")
 

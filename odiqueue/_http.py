@@ -54,6 +54,7 @@ from odiqueue._errors import (
     UnsafeURLError,
 )
 from odiqueue._proxy import ProxySettings
+from odiqueue._redact import Redactor
 from odiqueue._replies import error_from_reply
 from odiqueue._retry import Call, Retrier, Retryable, after_error_status, image_host_error
 from odiqueue._trust import Routes
@@ -105,9 +106,9 @@ class Transport:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._auth = {"Authorization": f"Bearer {api_key.reveal()}"}
-        # A server may quote the key back in an error ("invalid token sk-..."): such a body
-        # is shown to people (messages, logs, failed.csv), so the key is cut out first.
-        self._key = (api_key.reveal().encode(), str(api_key).encode())
+        # A server may quote the key back (an error, a header, a job's error text): every
+        # reply is shown to people one way or another, so the key is cut out on arrival.
+        self._redact = Redactor(api_key)
         #: Which URLs may receive the key, and through which proxy a request goes.
         self.routes = Routes(api_origin, allowed_hosts, proxies)
         self._timeouts = timeouts
@@ -185,10 +186,10 @@ class Transport:
             with anyio.CancelScope(shield=True) if submit else contextlib.nullcontext():
                 response = await self._send(method, url, payload, request_id)
                 try:
-                    body = await self._read_capped(
-                        response, self._limits.max_json_bytes, request_id
+                    body = self._redact.body(
+                        await self._read_capped(response, self._limits.max_json_bytes, request_id)
                     )
-                    status, headers = response.status, response.headers
+                    status, headers = response.status, self._redact.headers(response.headers)
                 finally:
                     response.release()
         except ResponseTooLargeError as exc:
@@ -218,7 +219,7 @@ class Transport:
                 data = json.loads(body)
             except (ValueError, RecursionError):
                 bad = DecodeError(
-                    f"HTTP {status} reply is not JSON: {self._scrub(body)[:80]!r}",
+                    f"HTTP {status} reply is not JSON: {body[:80]!r}",
                     request_id=request_id,
                     status=status,
                     provider_request_id=provider_id,
@@ -241,11 +242,6 @@ class Transport:
 
         return await self.retrier.run(attempt, call="upload", request_id=None)
 
-    def _scrub(self, body: bytes) -> bytes:
-        """``body`` without the API key in it."""
-        key, shown = self._key
-        return body.replace(key, shown) if key in body else body
-
     def _error_for(
         self,
         call: Call,
@@ -254,7 +250,6 @@ class Transport:
         headers: CIMultiDictProxy[str],
         request_id: str | None,
     ) -> Exception:
-        body = self._scrub(body)
         retry_after = _backoff.retry_after_of(headers)
         error = error_from_reply(
             status,
@@ -303,6 +298,7 @@ class Transport:
                 proxy_headers=proxy_headers,
             )
             location = response.headers.get("Location")
+            location = location and self._redact.text(location)
             if response.status not in _REDIRECTS or not location:
                 return response
             response.release()
@@ -375,11 +371,12 @@ class Transport:
                     response.status,
                 )
                 if response.status >= 300:
+                    headers = self._redact.headers(response.headers)
                     raise image_host_error(
                         response.status,
                         url.host,
-                        response.headers.get("X-Request-Id"),
-                        _backoff.retry_after_of(response.headers),
+                        headers.get("X-Request-Id"),
+                        _backoff.retry_after_of(headers),
                         request_id,
                     )
                 # With a Content-Encoding, Content-Length counts the compressed bytes, not

@@ -47,6 +47,7 @@ __all__ = [
     "structure_handle",
     "structure_result",
     "structure_status",
+    "unknown_status",
 ]
 
 log = logging.getLogger("odiqueue")
@@ -200,6 +201,14 @@ def structure_status(data: object, _: object) -> JobStatus:
     if word not in _RUNNING:
         log.warning("unknown status %r for request %s: treating it as running", raw, request_id)
     return Running(request_id, _logs(obj.get("logs")), _progress(obj), raw)
+
+
+def unknown_status(status: JobStatus) -> str | None:
+    """The server's own word when ``status`` is one no provider documents (decoded as
+    running), else None."""
+    if isinstance(status, Running) and status.raw_status.strip().upper() not in _RUNNING:
+        return status.raw_status
+    return None
 
 
 def _logs(value: object) -> tuple[LogLine, ...]:

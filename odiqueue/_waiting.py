@@ -16,13 +16,19 @@ from typing import Protocol
 
 import anyio
 
-from odiqueue import _backoff
+from odiqueue import _backoff, _wire
 from odiqueue._config import DEFAULT_CANCEL_TIMEOUT, PollPolicy, RetryPolicy
-from odiqueue._errors import DeadlineExceededError, OdiqueueError
+from odiqueue._errors import DeadlineExceededError, DecodeError, OdiqueueError
 from odiqueue._models import CancelOutcome, ImageResult, JobHandle, JobStatus, failure_of
 from odiqueue._request import ImageRequest
 
-__all__ = ["WaitingCalls", "raise_if_failed", "served_result", "status_changes"]
+__all__ = [
+    "UnknownStatusWatch",
+    "WaitingCalls",
+    "raise_if_failed",
+    "served_result",
+    "status_changes",
+]
 
 log = logging.getLogger("odiqueue")
 
@@ -41,9 +47,11 @@ async def status_changes(
     give_up = None if limit is None else _backoff.now() + limit
     last: JobStatus | None = None
     polls = 0
+    unknown = UnknownStatusWatch(policy)
     while True:
         status = await ask()
         polls += 1
+        unknown.look(status, request_id)
         if status != last:
             last = status
             yield status
@@ -87,6 +95,33 @@ def raise_if_failed(status: JobStatus, request_id: str) -> None:
     error = failure_of(status, request_id)
     if error is not None:
         raise error
+
+
+class UnknownStatusWatch:
+    """Bounds a job that reports only status values no provider documents: such a job is
+    not known to be running, so unlike one that is, it is not followed forever."""
+
+    def __init__(self, policy: PollPolicy) -> None:
+        self._limit = policy.unknown_status_limit
+        self._since: float | None = None
+
+    def look(self, status: JobStatus, request_id: str) -> None:
+        """Note one status; raise :class:`~odiqueue.DecodeError` once unknown values alone
+        have come for ``PollPolicy.unknown_status_limit`` seconds."""
+        word = _wire.unknown_status(status)
+        if word is None:
+            self._since = None
+            return
+        now = _backoff.now()
+        if self._since is None:
+            self._since = now
+        elif now - self._since >= self._limit:
+            raise DecodeError(
+                f"the job's status {word[:40]!r} is none odiqueue knows, for "
+                f"{self._limit:g}s: given up (not cancelled: run again to follow it by id)",
+                path="$.status",
+                request_id=request_id,
+            )
 
 
 class _Calls(Protocol):

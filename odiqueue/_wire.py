@@ -32,6 +32,7 @@ from odiqueue._replies import (
     structure_handle,
     structure_result,
     structure_status,
+    unknown_status,
 )
 from odiqueue._request import PARAMETERS, Choice, ImageRequest
 
@@ -49,6 +50,7 @@ __all__ = [
     "request_to_json",
     "result_not_ready",
     "structure_handle",
+    "unknown_status",
 ]
 
 #: Compact JSON for request bodies and manifest lines, from one encoder made once

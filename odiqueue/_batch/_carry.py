@@ -214,11 +214,11 @@ class Carrier:
             return self._fail(work, unknown.given_up(work.handle, timeout), ended=False)
         return found
 
-    def _manifest_failed(self) -> OutputFileError:
+    def _manifest_failed(self, problem: str | None = None) -> OutputFileError:
         """Stop new submissions: what cannot be recorded must not be paid for."""
+        problem = problem or f"cannot write the manifest ({self._journal.failure})"
         error = OutputFileError(
-            f"cannot write the manifest ({self._journal.failure}): stopped submitting; "
-            "the jobs already paid for were followed to the end"
+            f"{problem}: stopped submitting; the jobs already paid for were followed to the end"
         )
         if self.fatal is None:
             self.fatal = error
@@ -246,6 +246,9 @@ class Carrier:
         except BaseException:
             self._budget.give_back(work.request, work.estimate)  # dropped by a stop: no job
             raise
+        problem = self._journal.room_problem()
+        if problem is not None:  # a full disk: its jobs could be paid for, never recorded
+            raise self._manifest_failed(problem)
         # From here the submit goes through even if a graceful stop comes meanwhile: a
         # POST cut off has an unknown fate (see ``Stopper.request``).
         work.posting = True
@@ -287,9 +290,8 @@ class Carrier:
         )
         if not recorded:
             log.error(
-                "item %s: job %s is paid for but not in the manifest (it is followed now; a "
-                "rerun sees only that a submit may have been made, and reports the item "
-                "uncertain: keep this id)",
+                "item %s: job %s is paid for but not in the manifest yet (it is followed now, "
+                "and its line is written as soon as the disk has room: keep this id)",
                 work.key,
                 handle.request_id,
             )

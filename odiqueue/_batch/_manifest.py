@@ -14,15 +14,27 @@ One JSON object per line, each with an ``event``:
 Lines are appended with one ``os.write`` on an ``O_APPEND`` descriptor: small appends land in
 the page cache at once, so the intent line is in the file before the POST leaves, and a
 killed process never leaves half a line except the very last, which loading tolerates.
+
+A full disk: a line the kernel takes only part of (a short write) counts as not written and
+is cut back off, so no torn line hides the next. A line that cannot be written is kept in
+memory and written before any later one once there is room if it names a paid job (an
+``intent`` line is dropped instead: its POST is never sent). While the manifest is open,
+``RESERVE_NAME`` holds ``MANIFEST_RESERVE`` bytes of the disk; when the disk is full it is
+given up, so the lines of the jobs already paid for still have room.
+:meth:`Journal.room_problem` says when no new job may be paid for: a line was refused, the
+reserve is spent, or less than ``MIN_FREE_BYTES`` is free.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
 import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -40,6 +52,9 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "MANIFEST_NAME",
+    "MANIFEST_RESERVE",
+    "MIN_FREE_BYTES",
+    "RESERVE_NAME",
     "Journal",
     "KeyState",
     "failure_fields",
@@ -51,6 +66,13 @@ log = logging.getLogger("odiqueue")
 
 MANIFEST_NAME: Final = "manifest.jsonl"
 LOCK_NAME: Final = ".odiqueue.lock"
+RESERVE_NAME: Final = ".odiqueue.reserve"
+#: Bytes of the disk set aside while a batch runs, for the manifest lines of jobs already
+#: paid for (a "submitted" line is about 1 KB plus the prompt).
+MANIFEST_RESERVE: Final = 256 * 1024
+#: No job is submitted while the output folder's disk has less than this free (beyond the
+#: reserve): its images and manifest lines need the room.
+MIN_FREE_BYTES: Final = 1024 * 1024
 
 Event = Literal["intent", "submitted", "saved", "failed", "cancelled"]
 
@@ -101,6 +123,12 @@ class Journal:
         self._lock_fd: int | None = None
         #: The last error the disk gave when a line was written, if any.
         self.failure: OSError | None = None
+        #: Lines the disk refused, oldest first: written before any later line.
+        self._pending: deque[bytes] = deque()
+        #: The manifest's length up to its last whole line.
+        self._size = 0
+        self._reserve = out_dir / RESERVE_NAME
+        self._reserve_spent = False
 
     def open(self, *, fresh: bool = False) -> dict[str, KeyState]:
         """Take the lock, read what earlier runs recorded, and open for appending.
@@ -118,6 +146,8 @@ class Journal:
                 self.path.rename(self._set_aside_name())
             states = dict(self._load())
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+            self._set_reserve_aside()
         except OSError as exc:
             self.close()
             raise unusable_folder(self.out_dir, exc) from None
@@ -127,7 +157,18 @@ class Journal:
         return states
 
     def close(self) -> None:
-        """Close the manifest and release the lock."""
+        """Close the manifest (a last try at the lines still waiting), release the lock."""
+        if self._fd is not None and self._pending:
+            self._flush()
+            for data in self._pending:
+                log.error(
+                    "not in %s (the disk is full), keep this line: %s",
+                    self.path,
+                    data.decode().strip(),
+                )
+            self._pending.clear()
+        with contextlib.suppress(OSError):
+            self._reserve.unlink(missing_ok=True)
         for name in ("_fd", "_lock_fd"):
             fd = getattr(self, name)
             if fd is not None:
@@ -137,17 +178,102 @@ class Journal:
     def write(self, event: Event, key: str, **fields: Any) -> bool:
         """Append one event line; False when the disk refuses it (a full disk, a removed
         folder). That is logged once and kept in :attr:`failure`, never raised: the jobs
-        already paid for must go on to be saved whatever the manifest can still hold."""
+        already paid for must go on to be saved whatever the manifest can still hold.
+
+        A refused line that names a job (``request_id``: paid for) is kept and written
+        before any later one; any other is dropped (an ``intent``'s POST is then not sent,
+        and a failure without a job changes nothing for a rerun)."""
         if self._fd is None:
             raise RuntimeError("journal is not open")
         line = {"event": event, "key": key, "t": round(time.time(), 3), **fields}
+        data = (_wire.dumps(line) + "\n").encode()
+        self._pending.append(data)
+        self._flush()
+        if not self._pending:
+            return True
+        if not fields.get("request_id"):
+            self._pending.pop()
+        return False
+
+    def room_problem(self) -> str | None:
+        """Why no new job may be paid for now (the disk is full or nearly), or None."""
+        if self.failure is not None or self._pending:
+            return f"cannot write the manifest {self.path} ({self.failure})"
+        if self._reserve_spent:
+            return f"the disk of {self.out_dir} is full (the manifest's reserve is spent)"
         try:
-            os.write(self._fd, (_wire.dumps(line) + "\n").encode())
-        except OSError as exc:
-            if self.failure is None:
-                log.error("cannot write %s (%s): no more jobs are submitted", self.path, exc)
-            self.failure = exc
+            stats = os.statvfs(self.out_dir)
+        except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+            return None
+        free = stats.f_bavail * stats.f_frsize
+        if free < MIN_FREE_BYTES:
+            return (
+                f"only {free} bytes are free on the disk of {self.out_dir}; a new job needs "
+                f"{MIN_FREE_BYTES}"
+            )
+        return None
+
+    def _flush(self) -> None:
+        """Write the waiting lines in order, giving up the reserve if that makes room."""
+        while self._pending:
+            try:
+                self._append(self._pending[0])
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC and self._spend_reserve():
+                    continue
+                if self.failure is None:
+                    log.error("cannot write %s (%s): no more jobs are submitted", self.path, exc)
+                self.failure = exc
+                return
+            self._pending.popleft()
+
+    def _append(self, data: bytes) -> None:
+        assert self._fd is not None
+        written = os.write(self._fd, data)
+        if written < len(data):
+            # A full disk took part of the line: cut it back off, or the torn line would
+            # swallow the next one (a rerun would drop both, and pay for both again).
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                # Cannot cut it: end it instead, so only this (unreadable) line is lost.
+                with contextlib.suppress(OSError):
+                    self._size += written + os.write(self._fd, b"\n")
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (a short write)")
+        self._size += written
+
+    def _set_reserve_aside(self) -> None:
+        """Claim ``MANIFEST_RESERVE`` bytes of the disk (best effort: a disk without that
+        room refuses new jobs anyway, see :meth:`room_problem`)."""
+        self._reserve_spent = False
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, MANIFEST_RESERVE)
+            else:  # pragma: no cover - no posix_fallocate (macOS): write the bytes
+                os.ftruncate(fd, 0)
+                os.write(fd, bytes(MANIFEST_RESERVE))
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+        finally:
+            os.close(fd)
+
+    def _spend_reserve(self) -> bool:
+        """Give the reserve's room to the manifest; False when there is none left."""
+        try:
+            self._reserve.unlink()
+        except OSError:
             return False
+        self._reserve_spent = True
+        log.error(
+            "the disk of %s is full: the manifest's reserve is used for the jobs already "
+            "paid for, and no more jobs are submitted",
+            self.out_dir,
+        )
         return True
 
     def _set_aside_name(self) -> Path:
@@ -204,12 +330,18 @@ def read_manifest(out_dir: Path) -> dict[str, KeyState]:
 
 def _parse(data: bytes, path: Path) -> dict[str, KeyState]:
     states: dict[str, KeyState] = {}
+    skipped = 0
     for number, raw in enumerate(data.splitlines(), 1):
         try:
-            line = json.loads(raw)
-            _apply(states, line)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("skipping unreadable line %d of %s: %s", number, path, exc)
+            _apply(states, json.loads(raw))
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # A line edited by hand, or damaged: its item is one the manifest does not
+            # know (or knows from its other lines), never a reason to stop.
+            skipped += 1
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            log.warning("skipping unreadable line %d of %s: %s", number, path, reason)
+    if skipped:
+        log.warning("%d unreadable line(s) of %s skipped", skipped, path)
     return states
 
 
@@ -233,55 +365,71 @@ def _file_above(path: Path) -> Path | None:
     return None
 
 
-def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
-    key, event = line["key"], line["event"]
+def _apply(states: dict[str, KeyState], line: Any) -> None:
+    """Apply one line to ``states``; ValueError, KeyError or TypeError for a line that is
+    not one this module writes (checked before anything is changed)."""
+    if not isinstance(line, Mapping):
+        raise TypeError(f"a line is a JSON object, not {type(line).__name__}")
+    key, event = _text(line, "key"), line["event"]
     state = states.get(key)
     cost = line.get("estimated_cost", state.estimated_cost if state else None)
+    if cost is not None and (type(cost) not in (int, float) or cost != cost):
+        raise TypeError(f"estimated_cost {cost!r:.40} is not a number")
     earlier, earlier_id = _earlier(state)
     if event == "intent":
+        attempt = _count(line, state.attempt + 1 if state else 1)
         if state is None:
-            states[key] = KeyState("intent", attempt=line.get("attempt", 1), estimated_cost=cost)
+            states[key] = KeyState("intent", attempt=attempt, estimated_cost=cost)
         else:
-            state.stage, state.attempt = "intent", line.get("attempt", state.attempt + 1)
+            state.stage, state.attempt = "intent", attempt
             state.estimated_cost = cost
             state.earlier, state.earlier_id = earlier, earlier_id
     elif event == "submitted":
         handle = JobHandle(
-            request_id=line["request_id"],
-            status_url=line["status_url"],
-            response_url=line["response_url"],
-            cancel_url=line["cancel_url"],
+            request_id=_text(line, "request_id"),
+            status_url=_text(line, "status_url"),
+            response_url=_text(line, "response_url"),
+            cancel_url=_text(line, "cancel_url"),
         )
+        request = line.get("request")
+        if request is not None and not isinstance(request, Mapping):
+            raise TypeError(f"request {request!r:.40} is not an object")
         states[key] = KeyState(
             "submitted",
-            attempt=line.get("attempt", 1),
+            attempt=_count(line, 1),
             handle=handle,
-            request=line.get("request"),
+            request=request,
             model=line.get("model"),
             estimated_cost=cost,
             earlier=earlier,
             earlier_id=earlier_id,
         )
     elif event == "saved":
+        files = line["files"]
+        if not isinstance(files, list) or not all(isinstance(f, Mapping) for f in files):
+            raise TypeError(f"files {files!r:.40} is not a list of objects")
         prior = state.handle if state else None
         request = state.request if state else None
         model = state.model if state else None
         states[key] = KeyState(
             "saved",
             handle=prior,
-            files=tuple(line["files"]),
+            files=tuple(files),
             request=request,
             model=model,
             estimated_cost=cost,
         )
     elif event in ("failed", "cancelled"):
         prior_attempt = state.attempt if state else 0
+        error, error_type = line.get("error"), line.get("error_type")
+        if not all(value is None or isinstance(value, str) for value in (error, error_type)):
+            raise TypeError("error and error_type are text")
         states[key] = KeyState(
             event,
             attempt=prior_attempt,
             handle=state.handle if state else None,
-            error=line.get("error"),
-            error_type=line.get("error_type"),
+            error=error,
+            error_type=error_type,
             permanent=bool(line.get("permanent")),
             request=state.request if state else None,
             estimated_cost=cost,
@@ -289,7 +437,21 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             earlier_id=earlier_id,
         )
     else:
-        raise ValueError(f"unknown event {event!r}")
+        raise ValueError(f"unknown event {event!r:.40}")
+
+
+def _text(line: Mapping[str, Any], name: str) -> str:
+    value = line[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} {value!r:.40} is not text")
+    return value
+
+
+def _count(line: Mapping[str, Any], default: int) -> int:
+    value = line.get("attempt", default)
+    if type(value) is not int or value < 0:  # bool is an int, and no count
+        raise TypeError(f"attempt {value!r:.40} is not a count")
+    return value
 
 
 def _earlier(state: KeyState | None) -> tuple[tuple[Mapping[str, Any], ...], str | None]:

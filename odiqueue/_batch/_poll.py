@@ -29,6 +29,7 @@ from odiqueue._batch._plan import (
 )
 from odiqueue._batch._throttle import take
 from odiqueue._models import ImageResult, JobHandle, JobStatus, Queued, Succeeded
+from odiqueue._waiting import UnknownStatusWatch
 
 if TYPE_CHECKING:
     from odiqueue._client import AsyncClient
@@ -90,6 +91,7 @@ class Poller:
         scout = self._scouts > 0
         self._scouts -= scout
         known = self._known
+        unknown = UnknownStatusWatch(self._client.poll_policy)
         while True:
             await self._wait_for_next_look(clock, status, scout)
             await take(self._limiter)
@@ -106,6 +108,7 @@ class Poller:
                 self._limiter.release()
             now = _backoff.now()
             on_look(status)
+            unknown.look(status, handle.request_id)
             if status.terminal:
                 finished = clock.finished_estimate(now)
                 self._note_end(finished, now - finished)

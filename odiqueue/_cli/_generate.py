@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import shlex
 import signal
 import sys
@@ -33,6 +34,7 @@ from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced
 from odiqueue._cli._edits import take_inputs
 from odiqueue._cli._flags import told
 from odiqueue._cli._gallery import GalleryUpdater, write_after_run
+from odiqueue._cli._output import Guarded
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._cli._redo import redo_choice
 from odiqueue._cli._report import record_input
@@ -89,7 +91,10 @@ def run_generate(args: argparse.Namespace) -> int:
     if not args.emulator:
         try:
             resolve_api_key(None)
-        except ConfigurationError:
+        except ConfigurationError as exc:
+            if os.environ.get(ENV_API_KEY, "").strip():  # set, but not usable as it is
+                print(f"odiqueue generate: ${ENV_API_KEY}: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             print(
                 f"odiqueue generate: no API key. Set it with `export {ENV_API_KEY}=sk-...` "
                 "(or try without one: add --emulator).",
@@ -156,7 +161,8 @@ def _json(value: Any) -> str:
 
 async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]]) -> int:
     started = time.monotonic()
-    view = make_view(len(rows), as_json=args.json)
+    stdout = Guarded(sys.stdout)
+    view = make_view(len(rows), as_json=args.json, out=stdout)  # type: ignore[arg-type]
     failures: list[tuple[int, Outcome]] = []
     counts = {"saved": 0, "failed": 0, "not_submitted": 0, "polls": 0}
     fatal: OdiqueueError | None = None
@@ -236,7 +242,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
         report = batch.stopped if batch is not None else None
         print(_interrupted(counts["saved"], report, args.keep_remote), file=sys.stderr)
         return EXIT_INTERRUPTED
-    _write_failures(args.out, failures)
+    unwritten = _write_failures(args.out, failures)
     if review is not None:
         view.message(review)
     view.summary(
@@ -260,15 +266,19 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             "or paid for is submitted again)."
         )
     if failures:
-        view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
+        where = "" if unwritten else f" (also in {args.out / FAILED_CSV})"
+        view.message(f"{len(failures)} row(s) failed{where}:")
         for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
             view.message(f"  row {row} ({outcome.key}): {told(outcome.error)}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
+    for problem in (unwritten, stdout.error and f"could not write to stdout: {stdout.error}"):
+        if problem:
+            print(f"odiqueue generate: {problem}", file=sys.stderr)
     if fatal is not None:
         print(f"odiqueue generate: stopped: {told(fatal)}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
-    if failures:
+    if failures or unwritten or stdout.error:
         return EXIT_FAILED
     return EXIT_BUDGET if stopped_by is not None else EXIT_OK
 
@@ -341,8 +351,17 @@ def _flag_named(error: OdiqueueError) -> str:
     return "--out " + message.removeprefix(prefix) if message.startswith(prefix) else message
 
 
-def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> None:
+def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> str | None:
+    """Write failed.csv (or remove an earlier run's); what went wrong, if anything."""
     path = out / FAILED_CSV
+    try:
+        _write_failures_to(path, failures)
+    except OSError as exc:
+        return f"could not write {path}: {exc.strerror or exc}"
+    return None
+
+
+def _write_failures_to(path: Path, failures: list[tuple[int, Outcome]]) -> None:
     if not failures:
         path.unlink(missing_ok=True)
         return
