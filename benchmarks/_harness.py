@@ -115,7 +115,8 @@ def measure_ceiling() -> float:
 
 def time_manifest_open(lines: int) -> float:
     """Seconds to open (lock, read, index) a manifest of ``lines`` lines for resume."""
-    from odiqueue._batch._manifest import MANIFEST_NAME, Journal
+    from odiqueue._batch._manifest import Journal
+    from odiqueue._batch._records import MANIFEST_NAME
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from odiqueue._config import Secret
+from odiqueue._account import Secret
 from odiqueue._redact import Redactor
 
 KEY = "sk-live/bench+key=0123456789abcdef0123456789"

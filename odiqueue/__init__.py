@@ -19,14 +19,7 @@ from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress, StopReport
 from odiqueue._client import AsyncClient
 from odiqueue._config import VERSION as __version__  # noqa: F401 (re-exported, unlisted)
-from odiqueue._config import (
-    BatchOptions,
-    DownloadPolicy,
-    Limits,
-    PollPolicy,
-    RetryPolicy,
-    Timeouts,
-)
+from odiqueue._config import BatchOptions, DownloadPolicy, Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
     APIError,
     AuthenticationError,

@@ -21,6 +21,7 @@ import attrs
 from yarl import URL
 
 from odiqueue import _edits, _wire
+from odiqueue._account import Secret, resolve_api_key, resolve_base_url
 from odiqueue._config import (
     DEFAULT_CANCEL_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -35,10 +36,7 @@ from odiqueue._config import (
     PollPolicy,
     Redo,
     RetryPolicy,
-    Secret,
     Timeouts,
-    resolve_api_key,
-    resolve_base_url,
 )
 from odiqueue._download import save_image
 from odiqueue._endpoints import Endpoints, check_model_name

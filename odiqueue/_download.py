@@ -17,7 +17,8 @@ from typing import Final
 
 import anyio
 
-from odiqueue._config import DownloadPolicy, parse_url
+from odiqueue._account import parse_url
+from odiqueue._config import DownloadPolicy
 from odiqueue._errors import (
     DecodeError,
     Fix,

@@ -35,14 +35,8 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from odiqueue import _backoff, _wire
-from odiqueue._config import (
-    Limits,
-    RetryPolicy,
-    Secret,
-    Timeouts,
-    is_loopback,
-    parse_url,
-)
+from odiqueue._account import Secret, is_loopback, parse_url
+from odiqueue._config import Limits, RetryPolicy, Timeouts
 from odiqueue._errors import (
     APIError,
     ConnectError,

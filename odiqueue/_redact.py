@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from odiqueue._config import Secret
+from odiqueue._account import Secret
 
 __all__ = ["Redactor"]
 

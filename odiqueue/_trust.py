@@ -14,7 +14,7 @@ from typing import Final
 
 from yarl import URL
 
-from odiqueue._config import is_loopback, origin_of, parse_url
+from odiqueue._account import is_loopback, origin_of, parse_url
 from odiqueue._errors import ConfigurationError, DecodeError, UnsafeURLError
 from odiqueue._proxy import Proxy, ProxySettings
 

@@ -17,7 +17,7 @@ import anyio
 from yarl import URL
 
 from odiqueue import _edits, _wire
-from odiqueue._config import resolve_base_url
+from odiqueue._account import resolve_base_url
 from odiqueue._errors import ConfigurationError, InvalidParameterError, InvalidRequestError
 from odiqueue._http import Reply, Transport
 from odiqueue._imageref import ImageRef

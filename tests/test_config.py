@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from odiqueue import AsyncClient, ClientClosedError, ConfigurationError, PollPolicy, RetryPolicy
-from odiqueue._config import Secret, resolve_base_url
+from odiqueue._account import Secret, resolve_base_url
 
 KEY = "sk-live-0123456789abcdefWXYZ"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from odiqueue import JobFailedError, JobHandle
 from odiqueue._batch._admit import decide, first_taken
-from odiqueue._batch._manifest import KeyState
+from odiqueue._batch._records import KeyState
 
 HANDLE = JobHandle(
     request_id="mmsu_1",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from odiqueue import ConfigurationError
-from odiqueue._config import resolve_api_key, resolve_base_url
+from odiqueue._account import resolve_api_key, resolve_base_url
 from tests.helpers import odiqueue
 
 SECRET = "hunter2-sk-0123456789"

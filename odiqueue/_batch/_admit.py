@@ -29,8 +29,8 @@ import attrs
 from odiqueue import _backoff, _edits, _wire
 from odiqueue._batch._items import ItemKeys, bad_item, request_of
 from odiqueue._batch._jobs import LiveJobs, Work
-from odiqueue._batch._manifest import KeyState, files_present
 from odiqueue._batch._progress import Tally
+from odiqueue._batch._records import KeyState, files_present
 from odiqueue._batch._redo import chosen, in_place
 from odiqueue._batch._save import Collector
 from odiqueue._config import BatchOptions, RedoChoice

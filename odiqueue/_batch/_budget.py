@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from odiqueue import _wire
-from odiqueue._batch._manifest import KeyState
+from odiqueue._batch._records import KeyState
 from odiqueue._config import BatchOptions
 from odiqueue._errors import BudgetExceededError
 from odiqueue._request import ImageRequest

@@ -28,7 +28,7 @@ import anyio
 import attrs
 
 from odiqueue._batch._jobs import Work
-from odiqueue._batch._manifest import KeyState
+from odiqueue._batch._records import KeyState
 from odiqueue._batch._save import Collector
 from odiqueue._config import RedoChoice
 from odiqueue._errors import ConfigurationError

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
+from odiqueue._account import PRESETS
 from odiqueue._batch import DEFAULT_STOP_GRACE
 from odiqueue._cli._edits import add_edit_options
 from odiqueue._client import AsyncClient
@@ -19,7 +20,6 @@ from odiqueue._config import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_JOB_RETRIES,
     DEFAULT_MODEL,
-    PRESETS,
     VERSION,
     RetryPolicy,
 )

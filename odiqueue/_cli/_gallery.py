@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.to_thread
 
-from odiqueue._batch._manifest import MANIFEST_NAME
+from odiqueue._batch._records import MANIFEST_NAME
 from odiqueue._cli._args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from odiqueue._cli._thumbs import Thumbnails
 

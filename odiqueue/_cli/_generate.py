@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import anyio
 
+from odiqueue._account import ENV_API_KEY, resolve_api_key
 from odiqueue._batch import Batch, StopReport
 from odiqueue._cli._args import (
     EMULATOR_KEY,
@@ -38,7 +39,6 @@ from odiqueue._cli._output import Guarded
 from odiqueue._cli._products import InputError, read_items
 from odiqueue._cli._redo import redo_choice
 from odiqueue._cli._report import record_input
-from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import (
     BudgetExceededError,
     ConfigurationError,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from odiqueue._batch._items import ItemKeys
-from odiqueue._batch._manifest import read_manifest
+from odiqueue._batch._records import read_manifest
 from odiqueue._batch._redo import nearest
 from odiqueue._config import REDO_MODES, RedoChoice
 from odiqueue._models import BatchItem

@@ -25,7 +25,7 @@ import attrs
 
 from odiqueue import _wire
 from odiqueue._batch._items import ItemKeys
-from odiqueue._batch._manifest import KeyState, files_present, read_manifest
+from odiqueue._batch._records import KeyState, files_present, read_manifest
 from odiqueue._cli._products import InputError, read_table
 from odiqueue._models import BatchItem
 

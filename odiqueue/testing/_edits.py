@@ -22,7 +22,7 @@ from typing import Any, Literal
 import aiohttp
 from yarl import URL
 
-from odiqueue._config import is_loopback
+from odiqueue._account import is_loopback
 from odiqueue._edits import sniff
 
 __all__ = [
