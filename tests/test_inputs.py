@@ -58,9 +58,9 @@ def test_file_names_that_clash_once_cleaned_are_refused(tmp_path: Path) -> None:
 
 
 def test_ids_that_clash_once_cleaned_are_refused(tmp_path: Path) -> None:
-    """Ids name the files too: ``cup/1`` and ``cup:1`` would both be saved as ``cup_1_0``."""
+    """Ids name the files too: ``cup/1`` and ``cup:1`` would both be saved as ``cup_1``."""
     source = tmp_path / "p.csv"
     source.write_text("id,prompt\ncup/1,red\ncup:1,blue\n", "utf-8")
     (problem,) = problems_of(source)
     assert "row 3, column 'id'" in problem
-    assert "cup_1_0.png" in problem
+    assert "cup_1.png" in problem

@@ -33,7 +33,7 @@ from odiqueue._batch._save import Collector
 from odiqueue._config import BatchOptions
 from odiqueue._errors import ConfigurationError, JobFailedError, OdiqueueError, OutputFileError
 from odiqueue._models import BatchItem, Item, JobHandle, Outcome
-from odiqueue._naming import literal_template
+from odiqueue._naming import literal_template, name_key
 from odiqueue._request import ImageRequest
 
 __all__ = ["Decision", "Intake", "decide", "first_taken"]
@@ -58,7 +58,7 @@ class Intake:
         self._keys = ItemKeys()
         #: What earlier runs recorded, by key (set once the manifest is read).
         self.states: dict[str, KeyState] = {}
-        # Lower-cased file names claimed by this run's items, with the item's index.
+        # File names (as name_key compares them) claimed by this run's items, with the item's index.
         self._claimed: dict[str, int] = {}
 
     def take(self, item: Item, index: int) -> Work | Outcome:
@@ -78,7 +78,7 @@ class Intake:
             self._tally.bump("saved")
             self._tally.bump("skipped")
             for name in decision.files:  # its files are this item's: no later item's
-                self._claimed.setdefault(name.lower(), index)
+                self._claimed.setdefault(name_key(name), index)
         elif decision.verdict == "fail":
             self._tally.bump("failed")
         if decision.verdict in ("skip", "fail"):
@@ -120,18 +120,18 @@ class Intake:
             self._collector.path(template, work.key, work.request, i, "")
             for i in range(work.request.count)
         ]
-        names = [path.name.lower() for path in paths]
+        names = [name_key(path.name) for path in paths]
         error: OutputFileError | None = None
         if work.handle is not None:
             # Paid for already, so never refused; but a name another item holds is left
             # to that item, even with ``overwrite``: the image goes beside it.
             work.keep_apart = any(name in self._claimed for name in names)
         else:
-            clash = next((name for name in names if name in self._claimed), None)
+            clash = next((i for i, name in enumerate(names) if name in self._claimed), None)
             if clash is not None:
                 error = OutputFileError(
-                    f"item {work.index}: its image would be saved as {clash}, like item "
-                    f"{self._claimed[clash]}'s: give the items names of their own"
+                    f"item {work.index}: its image would be saved as {paths[clash].name}, like "
+                    f"item {self._claimed[names[clash]]}'s: give the items names of their own"
                 )
             elif not self._options.overwrite:
                 error = first_taken(paths)

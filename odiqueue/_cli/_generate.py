@@ -25,10 +25,17 @@ from odiqueue._cli._args import (
     request_params,
 )
 from odiqueue._cli._bar import make_view
-from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._products import (
+    ROW_NAME_TEMPLATE,
+    InputError,
+    ProductList,
+    RowProblem,
+    list_options,
+    read_products,
+)
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
-from odiqueue._models import BatchItem, Outcome
+from odiqueue._models import Outcome
 from odiqueue._request import ImageRequest
 
 __all__ = ["run_generate"]
@@ -45,12 +52,16 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"odiqueue generate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        rows = read_items(args.input, defaults=request_params(args), template=args.template)
+        products = read_products(
+            args.input, defaults=request_params(args), options=list_options(args)
+        )
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for note in products.notes:
+        print(f"odiqueue generate: {note}", file=sys.stderr)
     if args.dry_run:
-        return _dry_run(rows)
+        return _dry_run(products)
     if not args.emulator:
         try:
             resolve_api_key(None)
@@ -67,7 +78,7 @@ def run_generate(args: argparse.Namespace) -> int:
             print(f"odiqueue generate: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        return anyio.run(_generate, args, rows)
+        return anyio.run(_generate, args, products)
     except KeyboardInterrupt:  # a second Ctrl-C during the clean-up
         print(_resume_hint(), file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -96,14 +107,24 @@ def _check_options(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _dry_run(rows: list[tuple[int, BatchItem]]) -> int:
+def _dry_run(products: ProductList) -> int:
     from odiqueue._wire import request_to_json
 
-    for row, item in rows:
+    for row, item in products.items:
         line = {"row": row, "key": item.key, "name": item.name}
         print(_json({**line, "request": request_to_json(item.request)}))
-    print(f"{len(rows)} row(s) checked; nothing was sent (drop --dry-run to generate)")
+    for problem in products.skipped:
+        print(_json({"row": problem.row, "skipped": str(problem)}))
+    skipped = f", {_rows_in(products.skipped)} would be skipped" if products.skipped else ""
+    print(
+        f"{len(products.items)} row(s) checked{skipped}; nothing was sent "
+        "(drop --dry-run to generate)"
+    )
     return EXIT_OK
+
+
+def _rows_in(problems: tuple[RowProblem, ...]) -> int:
+    return len({p.row for p in problems})
 
 
 def _json(value: Any) -> str:
@@ -112,7 +133,8 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]]) -> int:
+async def _generate(args: argparse.Namespace, products: ProductList) -> int:
+    rows = products.items
     started = time.monotonic()
     view = make_view(len(rows), as_json=args.json)
     failures: list[tuple[int, Outcome]] = []
@@ -147,6 +169,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     overwrite=args.overwrite,
                     resume=not args.no_resume,
                     keep_remote=args.keep_remote,
+                    name_template=ROW_NAME_TEMPLATE,
                     on_progress=view.progress,
                 ) as outcomes:
                     async for outcome in outcomes:
@@ -165,7 +188,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
     if stop.fired:
         print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _write_failures(args.out, failures)
+    _write_failures(args.out, failures, products.skipped)
     view.summary(
         {
             **counts,
@@ -181,10 +204,19 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             view.message(f"  row {row} ({outcome.key}): {outcome.error}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
+    if products.skipped:
+        view.message(
+            f"{_rows_in(products.skipped)} invalid row(s) skipped, not sent "
+            f"(also in {args.out / FAILED_CSV}):"
+        )
+        for problem in products.skipped[:FAILED_SHOWN]:
+            view.message(f"  {problem}")
+        if len(products.skipped) > FAILED_SHOWN:
+            view.message(f"  ... and {len(products.skipped) - FAILED_SHOWN} more")
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
-    return EXIT_FAILED if failures else EXIT_OK
+    return EXIT_FAILED if failures or products.skipped else EXIT_OK
 
 
 class _Interrupt:
@@ -206,25 +238,41 @@ class _Interrupt:
                 return
 
 
-def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> None:
+def _write_failures(
+    out: Path, failures: list[tuple[int, Outcome]], skipped: tuple[RowProblem, ...] = ()
+) -> None:
     path = out / FAILED_CSV
-    if not failures:
+    if not failures and not skipped:
         path.unlink(missing_ok=True)
         return
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "key", "request_id", "error_type", "error"])
-        for row, outcome in sorted(failures, key=lambda pair: pair[0]):
-            error = outcome.error
-            writer.writerow(
+    lines: list[tuple[int, list[object]]] = []
+    for row, outcome in failures:
+        error = outcome.error
+        lines.append(
+            (
+                row,
                 [
                     row,
                     outcome.key,
                     outcome.request_id or "",
                     getattr(error, "error_type", None) or type(error).__name__,
                     getattr(error, "message", str(error)),
-                ]
+                    "",
+                ],
             )
+        )
+    for problem in skipped:  # never sent: no key or request id of their own yet
+        lines.append(
+            (
+                problem.row,
+                [problem.row, "", "", "INVALID_ROW", problem.reason, problem.column or ""],
+            )
+        )
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "key", "request_id", "error_type", "error", "column"])
+        for _, line in sorted(lines, key=lambda pair: pair[0]):
+            writer.writerow(line)
 
 
 def _resume_hint() -> str:
