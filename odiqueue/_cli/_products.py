@@ -90,7 +90,7 @@ def read_products(
     options = options or ListOptions()
     table = read_table(path, options.read)
     source = path.name
-    plan = _Plan.of(table.header, source, options)
+    plan = _Plan.of(table.header, source, options, has_rows=bool(table.rows))
     notes = list(table.notes)
     described = plan.catalog.describe(source)
     if described:
@@ -169,7 +169,9 @@ class _Plan:
     header: tuple[str, ...]
 
     @classmethod
-    def of(cls, header: Sequence[str], source: str, options: ListOptions) -> _Plan:
+    def of(
+        cls, header: Sequence[str], source: str, options: ListOptions, *, has_rows: bool
+    ) -> _Plan:
         columns = Columns(header)
         catalog = Catalog.of(
             columns, source, id_column=options.id_column, fill_down=options.fill_down
@@ -181,7 +183,7 @@ class _Plan:
             template = Template.bind(options.template, "--template", columns, source)
         else:
             prompt = columns.find("prompt")
-            if prompt is None:
+            if prompt is None and has_rows:  # (no rows: say what is wrong with them instead)
                 raise InputError(
                     f"{source} has no prompt column: pass --template to build the prompt from "
                     f"its columns, e.g. --template {_example(columns, catalog)!r}; its columns "
