@@ -7,10 +7,9 @@
 """
 
 from odiqueue._backoff import instant_waits
-from odiqueue._batch._engine import Batch
-from odiqueue._batch._progress import Progress
+from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
-from odiqueue._config import Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
@@ -64,6 +63,7 @@ __all__ = [
     "Background",
     "Batch",
     "BatchItem",
+    "BatchOptions",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -25,24 +23,11 @@ from odiqueue import (
     RetryPolicy,
     instant_waits,
 )
-from tests.conftest import emulated
+from tests.helpers import collect, emulated, image_files, manifest_lines, until
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-batch-test-key-4242"
-
-
-async def collect(client: AsyncClient, items: Any, out: Path, **kw: Any) -> list[Outcome]:
-    async with client.generate_many(items, out, **kw) as outcomes:
-        return [outcome async for outcome in outcomes]
-
-
-def manifest(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
-def images_in(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if p.suffix in (".png", ".jpg", ".webp"))
 
 
 async def test_five_hundred_jobs_within_limits(tmp_path: Path) -> None:
@@ -60,13 +45,13 @@ async def test_five_hundred_jobs_within_limits(tmp_path: Path) -> None:
     assert emu.stats.requests["submit"] == 500
     assert emu.stats.peak_active_jobs <= 40
     assert emu.stats.peak_concurrent_requests["status"] <= 6
-    files = images_in(tmp_path)
+    files = image_files(tmp_path)
     assert len(files) == 500
     assert {p for o in outcomes for p in o.paths} == set(files)
     with PILImage.open(files[0]) as img:
         assert (img.format, img.size) == ("PNG", (1024, 1024))
     assert not list(tmp_path.glob("*part"))
-    saved = [line for line in manifest(tmp_path) if line["event"] == "saved"]
+    saved = [line for line in manifest_lines(tmp_path) if line["event"] == "saved"]
     assert len(saved) == 500
     assert all(len(line["files"][0]["sha256"]) == 64 for line in saved)
 
@@ -202,7 +187,7 @@ async def test_fatal_error_stops_submissions_then_raises(tmp_path: Path) -> None
                 async for outcome in outcomes:
                     received.append(outcome)
     assert sum(o.ok for o in received) == 3
-    assert len(images_in(tmp_path)) == 3
+    assert len(image_files(tmp_path)) == 3
     assert emu.stats.jobs_created == 3
     assert emu.stats.requests["submit"] <= 5
 
@@ -228,7 +213,7 @@ async def test_leaving_early_cancels_every_unfinished_job(tmp_path: Path) -> Non
     assert len(unfinished) == 8
     assert all(j.cancel_requests == 1 and j.cancelled for j in unfinished)
     assert not list(tmp_path.glob("*part"))
-    cancelled = [line for line in manifest(tmp_path) if line["event"] == "cancelled"]
+    cancelled = [line for line in manifest_lines(tmp_path) if line["event"] == "cancelled"]
     assert len(cancelled) == 8
 
 
@@ -287,7 +272,7 @@ async def test_torn_last_line_is_tolerated(tmp_path: Path) -> None:
         outcomes = await collect(client, ["a", "b"], tmp_path)
     assert all(o.ok for o in outcomes)
     assert emu.stats.requests["submit"] == 2
-    assert all(line["event"] for line in manifest(tmp_path))
+    assert all(line["event"] for line in manifest_lines(tmp_path))
 
 
 async def test_second_process_on_same_folder_is_refused(tmp_path: Path) -> None:
@@ -459,8 +444,7 @@ async def test_leaving_during_a_submit_still_records_and_cancels_the_job(tmp_pat
 
                 async def leave_once_both_posts_arrived() -> None:
                     # The server has created both jobs; their replies are still held back.
-                    while emu.stats.jobs_created < 2:
-                        await anyio.sleep(0.01)
+                    await until(lambda: emu.stats.jobs_created >= 2)
                     scope.cancel()
 
                 group.start_soon(leave_once_both_posts_arrived)
@@ -470,15 +454,27 @@ async def test_leaving_during_a_submit_still_records_and_cancels_the_job(tmp_pat
         jobs = list(emu.stats.jobs.values())
     assert len(jobs) == 2
     assert all(job.cancelled for job in jobs)
-    submitted = [line for line in manifest(tmp_path) if line["event"] == "submitted"]
+    submitted = [line for line in manifest_lines(tmp_path) if line["event"] == "submitted"]
     assert len(submitted) == 2
 
 
 async def test_a_stalled_reader_stops_new_submissions(tmp_path: Path) -> None:
     """A caller that stops reading outcomes stops the batch from submitting more."""
+    seen: list[Progress] = []
     async with emulated() as (emu, client):
-        async with client.generate_many((f"p{i}" for i in range(200)), tmp_path, max_in_flight=4):
-            await anyio.sleep(1.0)
+        items = (f"p{i}" for i in range(200))
+        async with client.generate_many(items, tmp_path, max_in_flight=4, on_progress=seen.append):
+            # Settled: every job made so far is saved and nothing is queued or running, so
+            # each worker is held at handing over its outcome to nobody.
+            await until(
+                lambda: (
+                    bool(seen)
+                    and seen[-1].saved >= 4
+                    and seen[-1].saved == emu.stats.jobs_created
+                    and seen[-1].queued + seen[-1].running == 0
+                )
+            )
+            await anyio.wait_all_tasks_blocked()
         created = emu.stats.jobs_created
     assert created <= 2 * 4 + 1  # in flight, plus finished ones waiting to be read
 

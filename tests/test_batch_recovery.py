@@ -18,7 +18,6 @@ from odiqueue import (
     ImageDownloadError,
     ImageRequest,
     JobFailedError,
-    Outcome,
     OutputFileError,
     RetryPolicy,
     instant_waits,
@@ -26,18 +25,13 @@ from odiqueue import (
 from odiqueue._naming import safe_component
 from odiqueue.testing import Faults
 from odiqueue.testing._images import render
-from tests.conftest import emulated, until
+from tests.helpers import collect, emulated, manifest_events, until
 from tests.scripted import Scripted, ScriptedServer, scripted_server
 
 pytestmark = pytest.mark.anyio
 
 QUEUE = "/model/v1/queue/gpt_image_1"
 PNG = render("png", 64, 64, False, None)
-
-
-def events(folder: Path) -> list[str]:
-    lines = (folder / "manifest.jsonl").read_text().splitlines()
-    return [json.loads(line)["event"] for line in lines]
 
 
 def finished_job(api: ScriptedServer, job: str, *image_urls: str) -> None:
@@ -84,7 +78,7 @@ async def test_own_job_whose_image_is_gone_is_not_paid_for_again(tmp_path: Path)
                     (outcome,) = [o async for o in outcomes]
         assert api.count("POST", QUEUE) == 1
     assert isinstance(outcome.error, ImageDownloadError)
-    assert events(tmp_path) == ["intent", "submitted"]
+    assert manifest_events(tmp_path) == ["intent", "submitted"]
 
 
 async def test_earlier_runs_job_whose_images_are_gone_is_submitted_again(tmp_path: Path) -> None:
@@ -131,7 +125,7 @@ async def test_deadline_whose_cancel_never_arrived_leaves_the_job_to_the_rerun(
             async with short.generate_many(items, tmp_path, deadline=0.3) as outcomes:
                 (first,) = [o async for o in outcomes]
         assert isinstance(first.error, DeadlineExceededError)
-        assert "failed" not in events(tmp_path)
+        assert "failed" not in manifest_events(tmp_path)
         emu.set_faults(Faults())  # the job the cancel never reached goes on, and completes
         async with client.generate_many(items, tmp_path) as outcomes:
             (second,) = [o async for o in outcomes]
@@ -150,7 +144,7 @@ async def test_job_cancelled_without_confirmation_is_submitted_again(tmp_path: P
             await until(lambda: emu.stats.jobs_created == 1)  # left while the job runs
         emu.set_faults(Faults())
         assert all(job.cancelled for job in emu.stats.jobs.values())
-        assert "cancelled" not in events(tmp_path)
+        assert "cancelled" not in manifest_events(tmp_path)
         async with client.generate_many(items, tmp_path) as outcomes:
             (outcome,) = [o async for o in outcomes]
         assert outcome.ok, outcome.error
@@ -168,7 +162,7 @@ async def test_completed_job_without_images_is_a_failure(tmp_path: Path) -> None
                 progress = outcomes.progress
     assert isinstance(outcome.error, JobFailedError)
     assert (progress.saved, progress.failed) == (0, 1)
-    assert events(tmp_path)[-1] == "failed"
+    assert manifest_events(tmp_path)[-1] == "failed"
 
 
 async def test_items_whose_names_clash_once_cleaned_pay_for_one_only(tmp_path: Path) -> None:
@@ -243,21 +237,16 @@ async def test_item_whose_request_changed_since_its_paid_job_is_refused(tmp_path
     earlier job stays recorded for the request it was made for."""
     async with emulated() as (emu, client):
         before = [("sku1", ImageRequest("a red mug"))]
-        (first,) = await _collect(client, before, tmp_path)
+        (first,) = await collect(client, before, tmp_path)
         after = [("sku1", ImageRequest("a blue mug"))]
-        (second,) = await _collect(client, after, tmp_path)
-        (third,) = await _collect(client, before, tmp_path)
+        (second,) = await collect(client, after, tmp_path)
+        (third,) = await collect(client, before, tmp_path)
         assert emu.stats.jobs_created == 1
     assert first.ok
     assert not second.ok
     assert "request changed" in str(second.error)
     assert third.ok
     assert third.paths == first.paths
-
-
-async def _collect(client: AsyncClient, items: object, out: Path) -> list[Outcome]:
-    async with client.generate_many(items, out) as outcomes:  # type: ignore[arg-type]
-        return [outcome async for outcome in outcomes]
 
 
 async def test_full_disk_for_the_manifest_stops_submitting_and_keeps_paid_jobs(
@@ -281,7 +270,7 @@ async def test_full_disk_for_the_manifest_stops_submitting_and_keeps_paid_jobs(
         assert paid < len(items)
         assert emu.stats.requests.get("cancel", 0) == 0
         assert saved.count(True) == paid  # every paid job's image is on disk
-        await _collect(client, items, tmp_path)
+        await collect(client, items, tmp_path)
         # The rerun pays for the items never paid for, and for none of the others.
         assert emu.stats.jobs_created == len(items)
     assert len(list(tmp_path.glob("*.png"))) == len(items)
@@ -295,8 +284,8 @@ async def test_unchanged_request_with_values_json_reshapes_is_not_changed(
     a list, a number key as text, NaN) is the same request: the rerun skips the item."""
     items = [("sku1", ImageRequest("a mug", extra=extra))]
     async with emulated() as (emu, client):
-        (first,) = await _collect(client, items, tmp_path)
-        (second,) = await _collect(client, items, tmp_path)
+        (first,) = await collect(client, items, tmp_path)
+        (second,) = await collect(client, items, tmp_path)
         assert emu.stats.jobs_created == 1
     assert first.ok
     assert second.ok, second.error
@@ -308,7 +297,7 @@ async def test_saved_items_name_is_not_taken_by_a_new_item_on_rerun(tmp_path: Pa
     is refused before paying, even with overwrite, and the saved image stays."""
     first_item = BatchItem(ImageRequest("a red mug"), key="a", name="mug")
     async with emulated() as (emu, client):
-        (first,) = await _collect(client, [first_item], tmp_path)
+        (first,) = await collect(client, [first_item], tmp_path)
         (path,) = first.paths
         before = path.read_bytes()
         second_item = BatchItem(ImageRequest("a blue mug"), key="b", name="mug")
@@ -343,7 +332,7 @@ async def test_second_name_of_a_long_named_image_stays_short_enough(tmp_path: Pa
             ]
             taken.write_bytes(b"\x89PNG\r\n\x1a\n the user's own file")
             with instant_waits():
-                (outcome,) = await _collect(client, items, tmp_path)
+                (outcome,) = await collect(client, items, tmp_path)
         assert api.count("POST", QUEUE) == 1
     assert outcome.ok, outcome.error
     (saved,) = outcome.paths

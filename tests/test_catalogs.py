@@ -13,10 +13,11 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from test_cli import images, odiqueue
 
 from odiqueue import AsyncClient, BatchItem, ImageRequest
 from odiqueue.testing import Emulator, EmulatorConfig
+from tests.helpers import image_files
+from tests.test_cli import odiqueue
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +85,7 @@ async def test_semicolon_cp1251_list_names_the_encoding_then_reads_with_it(
     )
     assert code == 0, err
     assert prompts(emu) == RUSSIAN_PROMPTS
-    assert [p.name for p in images(out)] == ["KR-101.png", "KR-102.png"]
+    assert [p.name for p in image_files(out)] == ["KR-101.png", "KR-102.png"]
 
 
 async def test_wrong_delimiter_is_said_once_with_the_fix(emu: Emulator, tmp_path: Path) -> None:
@@ -174,7 +175,7 @@ async def test_xlsx_sheet_is_read_as_it_shows(emu: Emulator, tmp_path: Path) -> 
         "lamp in brass, 1 pieces, 120 EUR, 2026-03-02 10:30",
         "mug in sage, 2 pieces, 19.90 EUR, 2026-03-01",
     ]
-    assert [p.name for p in images(tmp_path / "o")] == ["1042.png", "MUG-1.png"]
+    assert [p.name for p in image_files(tmp_path / "o")] == ["1042.png", "MUG-1.png"]
     assert "row 3" in err  # the note on where the header was found
 
 
@@ -284,7 +285,8 @@ async def test_id_sku_or_handle_column_is_the_id(
     source.write_text(source.read_text() + "lamp-2,a lamp,2\n")
     code, _, err = await generate(emu, source, tmp_path / "o")
     assert code == 0, err
-    assert [p.name for p in images(tmp_path / "o")] == ["lamp-2_0.png", "lamp-2_1.png", "mug-1.png"]
+    names = [p.name for p in image_files(tmp_path / "o")]
+    assert names == ["lamp-2_0.png", "lamp-2_1.png", "mug-1.png"]
 
 
 async def test_id_column_and_name_template(emu: Emulator, tmp_path: Path) -> None:
@@ -296,7 +298,7 @@ async def test_id_column_and_name_template(emu: Emulator, tmp_path: Path) -> Non
         emu, source, tmp_path / "o", "--id-column", "code", "--name-template", "{Handle}-{Colour}"
     )
     assert code == 0, err
-    assert [p.name for p in images(tmp_path / "o")] == ["tee-Red_Blue.png"]
+    assert [p.name for p in image_files(tmp_path / "o")] == ["tee-Red_Blue.png"]
     assert (tmp_path / "o" / "manifest.jsonl").read_text().count('"c1"') >= 1
     bad = plain(tmp_path / "q.csv", header, [["", "tee", "Red", "a tee"]])
     code, _, err = await generate(emu, bad, tmp_path / "o2", "--id-column", "Code")
@@ -323,7 +325,7 @@ async def test_a_folder_an_earlier_version_filled_resumes_without_paying(
     code, _, err = await generate(emu, source, out)
     assert code == 0, err
     assert len(emu.stats.jobs) == jobs
-    assert [p.name for p in images(out)] == ["mug-1_0.png"]
+    assert [p.name for p in image_files(out)] == ["mug-1_0.png"]
 
 
 # --- skipping invalid rows ---------------------------------------------------------------------
@@ -472,7 +474,7 @@ async def test_shopify_export_works_as_exported(emu: Emulator, tmp_path: Path) -
         "Box Kite, Red: A cotton box kite.",
         "Line Spool, Default Title: Waxed line & a wooden spool",
     ]
-    assert [p.name for p in images(tmp_path / "o")] == [
+    assert [p.name for p in image_files(tmp_path / "o")] == [
         "kite-Blue-L.png",
         "kite-Red-S.png",
         "spool.png",
@@ -524,7 +526,7 @@ async def test_woocommerce_export_works_as_exported(emu: Emulator, tmp_path: Pat
         "Sage Mug: Stoneware mug (https://cdn.test/mug.jpg)",
         "Tee - Red: Cotton tee (https://cdn.test/tee.jpg)",
     ]
-    assert [p.name for p in images(tmp_path / "o")] == ["12.png", "WC-MUG.png"]
+    assert [p.name for p in image_files(tmp_path / "o")] == ["12.png", "WC-MUG.png"]
 
 
 # --- the examples ------------------------------------------------------------------------------
@@ -559,7 +561,7 @@ async def test_examples_run_with_their_readme_command(tmp_path: Path, name: str)
         key=None,
     )
     assert code == 0, err
-    assert len(images(out)) >= 6
+    assert len(image_files(out)) >= 6
     assert "saved" in stdout
 
 

@@ -8,7 +8,6 @@ account for; and a rerun after the storm resumes from the manifest without payin
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from odiqueue import (
     instant_waits,
 )
 from odiqueue.testing import Emulator, EmulatorConfig, Faults, JobRecord
+from tests.helpers import manifest_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -90,10 +90,6 @@ def chaos_items() -> Iterator[tuple[str, ImageRequest]]:
                 background="transparent" if fmt != "jpeg" and i % 4 == 1 else None,
             ),
         )
-
-
-def manifest(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
 
 def expected_paths(out: Path, outcome: Outcome) -> tuple[Path, ...]:
@@ -161,7 +157,7 @@ def check_manifest(
     out: Path, outcomes: list[Outcome], jobs_by_prompt: dict[str, list[JobRecord]]
 ) -> None:
     """The manifest tells the same story as the outcomes, the server and the disk."""
-    lines = manifest(out)
+    lines = manifest_lines(out)
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for line in lines:
         by_key[line["key"]].append(line)
@@ -286,7 +282,7 @@ async def test_chaos_batch_keeps_every_guarantee(tmp_path: Path, dialect: str) -
             new_jobs[job.params["prompt"]].append(job)
         check_rerun(outcomes, rerun, new_jobs)
         await anyio.to_thread.run_sync(check_files, tmp_path, rerun)
-    saved = [line["key"] for line in manifest(tmp_path) if line["event"] == "saved"]
+    saved = [line["key"] for line in manifest_lines(tmp_path) if line["event"] == "saved"]
     assert Counter(saved) == Counter(o.key for o in rerun if o.ok)
 
 

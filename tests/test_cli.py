@@ -15,6 +15,7 @@ import pytest
 from PIL import Image as PILImage
 
 from odiqueue.testing import Emulator, EmulatorConfig
+from tests.helpers import image_files, until
 
 pytestmark = pytest.mark.anyio
 
@@ -55,10 +56,6 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def images(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if p.suffix in (".png", ".jpg", ".webp"))
-
-
 async def test_csv_with_template(emu: Emulator, tmp_path: Path) -> None:
     """A CSV filled into --template generates one file per row, named by id."""
     source = write_csv(
@@ -76,7 +73,7 @@ async def test_csv_with_template(emu: Emulator, tmp_path: Path) -> None:
         "A {color} {name}",
     )
     assert code == 0
-    assert [p.name for p in images(out)] == ["a.png", "b.png"]
+    assert [p.name for p in image_files(out)] == ["a.png", "b.png"]
     prompts = sorted(job.params["prompt"] for job in emu.stats.jobs.values())
     assert prompts == ["A blue lamp", "A red mug"]
     assert "2 saved" in stdout
@@ -109,7 +106,7 @@ async def test_txt_skips_blank_lines_and_comments(emu: Emulator, tmp_path: Path)
         "generate", source, "--out", tmp_path / "o", "--base-url", emu.base_url
     )
     assert code == 0
-    assert len(images(tmp_path / "o")) == 2
+    assert len(image_files(tmp_path / "o")) == 2
     assert sorted(j.params["prompt"] for j in emu.stats.jobs.values()) == [
         "a green kite",
         "a red kite",
@@ -231,7 +228,7 @@ async def test_emulator_demo_from_the_readme(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert code == 0, err
-    files = images(tmp_path / "out")
+    files = image_files(tmp_path / "out")
     assert len(files) == 12
     for path in files:
         with PILImage.open(path) as img:
@@ -248,9 +245,7 @@ async def _interrupt_midway(emu: Emulator, tmp_path: Path, *extra: str) -> tuple
     args += ["--concurrency", "8", *extra]
     process = await anyio.open_process(args, env=env())
     manifest = out / "manifest.jsonl"
-    with anyio.fail_after(30):
-        while not manifest.exists() or manifest.read_text().count('"event":"saved"') < 5:
-            await anyio.sleep(0.02)
+    await until(lambda: manifest.exists() and manifest.read_text().count('"event":"saved"') >= 5)
     process.send_signal(signal.SIGINT)
     with anyio.fail_after(30):
         code = await process.wait()
@@ -271,7 +266,7 @@ async def test_sigint_then_rerun_pays_nothing_twice(tmp_path: Path) -> None:
             rerun = await anyio.run_process(args, env=env(), check=False)
         assert rerun.returncode == 0, rerun.stderr.decode()
         assert emu.stats.requests["submit"] == 40
-    assert len(images(out)) == 40
+    assert len(image_files(out)) == 40
 
 
 async def test_sigint_cancels_in_flight_jobs(tmp_path: Path) -> None:
@@ -284,7 +279,7 @@ async def test_sigint_cancels_in_flight_jobs(tmp_path: Path) -> None:
             rerun = await anyio.run_process(args, env=env(), check=False)
         assert rerun.returncode == 0
         assert emu.stats.requests["submit"] == 40 + cancelled
-    assert len(images(out)) == 40
+    assert len(image_files(out)) == 40
 
 
 async def test_single_job_commands(emu: Emulator, tmp_path: Path) -> None:
@@ -424,9 +419,7 @@ async def test_result_names_files_by_the_format_the_bytes_are(tmp_path: Path) ->
             "submit", "a kite", "--format", "webp", "--base-url", emu.base_url, "--output", "id"
         )
         request_id = stdout.strip()
-        with anyio.fail_after(10):
-            while emu.stats.jobs[request_id].completed_at is None:
-                await anyio.sleep(0.05)
+        await until(lambda: emu.stats.jobs[request_id].completed_at is not None)
         code, stdout, err = await odiqueue(
             "result", request_id, "--base-url", emu.base_url, "--out", tmp_path, "--output", "id"
         )

@@ -24,7 +24,7 @@ from odiqueue import (
     instant_waits,
 )
 from odiqueue.testing import Emulator, EmulatorConfig, Faults
-from tests.conftest import emulated
+from tests.helpers import emulated
 
 pytestmark = pytest.mark.anyio
 

@@ -38,7 +38,7 @@ from odiqueue import (
     _backoff,
     instant_waits,
 )
-from tests.conftest import reply
+from tests.helpers import PNG_1X1, reply
 from tests.scripted import Scripted, ScriptedServer, scripted_server
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +49,7 @@ RID = "job1"
 STATUS = f"{Q}/requests/{RID}/status"
 RESULT = f"{Q}/requests/{RID}/response"
 CANCEL = f"{Q}/requests/{RID}/cancel"
-PNG = base64.b64decode(reply("result.openai_b64")["data"][0]["b64_json"])
+PNG = PNG_1X1
 
 
 @pytest.fixture

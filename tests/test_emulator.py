@@ -24,12 +24,12 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from conftest import WAIT_BOUND, reply, until
 from PIL import Image
 
 from odiqueue.testing._cli import build_parser, config_from_args, main
 from odiqueue.testing._config import EmulatorConfig, Faults
 from odiqueue.testing._server import Emulator
+from tests.helpers import WAIT_BOUND, reply, until
 
 pytestmark = pytest.mark.anyio
 

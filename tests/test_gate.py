@@ -51,7 +51,7 @@ async def test_waits_for_a_release() -> None:
     async with anyio.create_task_group() as group:
         await take(limiter)
         group.start_soon(second)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         order.append("first releases")
         limiter.release()
     assert order == ["first releases", "second took"]

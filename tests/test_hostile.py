@@ -4,7 +4,6 @@ redirects away from the API, and reply bodies built to break a parser.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 from pathlib import Path
@@ -20,7 +19,6 @@ from odiqueue import (
     ImageRequest,
     Limits,
     OdiqueueError,
-    Outcome,
     RequestTimeoutError,
     ResponseTooLargeError,
     RetryPolicy,
@@ -29,7 +27,7 @@ from odiqueue import (
     instant_waits,
 )
 from odiqueue.testing import Emulator, EmulatorConfig, Faults
-from tests.conftest import reply
+from tests.helpers import PNG_1X1, collect, until
 from tests.scripted import Scripted, ScriptedServer, scripted_server
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +36,7 @@ KEY = "sk-hostile-test-key-77778888"
 Q = "/model/v1/queue/gpt_image_1"
 JOB = f"{Q}/requests/j1"
 JOB2_STATUS = f"{Q}/requests/j2/status"
-PNG = base64.b64decode(reply("result.openai_b64")["data"][0]["b64_json"])
+PNG = PNG_1X1
 HANG = 3600.0  # "never": the client's read timeout is what ends the wait
 READ_TIMEOUT = 0.3
 QUICK_RETRY = RetryPolicy(attempts=20, initial=0.01, maximum=0.05)
@@ -47,11 +45,6 @@ QUICK_RETRY = RetryPolicy(attempts=20, initial=0.01, maximum=0.05)
 def client_for(url: str, **kw: Any) -> AsyncClient:
     kw.setdefault("retry", RetryPolicy(attempts=3, initial=0.01, maximum=0.05))
     return AsyncClient(KEY, base_url=url, **kw)
-
-
-async def collect(client: AsyncClient, items: Any, out: Path) -> list[Outcome]:
-    async with client.generate_many(items, out) as outcomes:
-        return [outcome async for outcome in outcomes]
 
 
 def leftovers(out: Path) -> list[str]:
@@ -70,9 +63,7 @@ def has_key(headers: dict[str, str]) -> bool:
 
 async def clear_faults_once_polled(emu: Emulator) -> None:
     """Let the first poll of the job (status or result) hang, then heal the server."""
-    with anyio.fail_after(30):
-        while emu.stats.requests["status"] + emu.stats.requests["result"] == 0:
-            await anyio.sleep(0.005)
+    await until(lambda: emu.stats.requests["status"] + emu.stats.requests["result"] > 0)
     emu.set_faults(Faults())
 
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image as PILImage
 
 from odiqueue.testing import Emulator, EmulatorConfig
+from tests.helpers import manifest_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -21,23 +22,15 @@ RUNNER = Path(__file__).with_name("batch_runner.py")
 ITEMS = 300
 
 
-def events(out: Path) -> list[dict[str, object]]:
-    manifest = out / "manifest.jsonl"
-    if not manifest.exists():
-        return []
-    lines = manifest.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.endswith("}")]
-
-
 def saved_count(out: Path) -> int:
-    return sum(1 for e in events(out) if e["event"] == "saved")
+    return sum(1 for e in manifest_lines(out, torn_ok=True) if e["event"] == "saved")
 
 
 def uncertain_intents(out: Path) -> int:
     """Intent lines that no submitted line followed: POSTs whose fate a kill hid."""
     last: dict[object, str] = {}
     hidden: defaultdict[object, int] = defaultdict(int)
-    for event in events(out):
+    for event in manifest_lines(out, torn_ok=True):
         key, kind = event["key"], str(event["event"])
         if kind == "intent" and last.get(key) == "intent":
             hidden[key] += 1
@@ -53,7 +46,7 @@ def kill_points(seed: int) -> list[int]:
 
 
 def intent_count(out: Path) -> int:
-    return sum(1 for e in events(out) if e["event"] == "intent")
+    return sum(1 for e in manifest_lines(out, torn_ok=True) if e["event"] == "intent")
 
 
 async def test_sigkill_repeatedly_then_resume(tmp_path: Path) -> None:
@@ -83,7 +76,7 @@ async def test_sigkill_repeatedly_then_resume(tmp_path: Path) -> None:
     # The API has no idempotency key: a POST in flight at a kill may have created a job the
     # manifest never heard of. Only such items may have been paid for twice.
     assert ITEMS <= jobs_created <= ITEMS + uncertain_intents(tmp_path)
-    saved_keys = [e["key"] for e in events(tmp_path) if e["event"] == "saved"]
+    saved_keys = [e["key"] for e in manifest_lines(tmp_path, torn_ok=True) if e["event"] == "saved"]
     assert len(saved_keys) == len(set(saved_keys)) == ITEMS
     images = sorted(tmp_path.glob("*.png"))
     assert len(images) == ITEMS

@@ -19,7 +19,7 @@ from odiqueue import (
     Succeeded,
 )
 from odiqueue._wire import decode_cancel, decode_result, decode_status, guarded, structure_handle
-from tests.conftest import reply
+from tests.helpers import reply
 
 RID = "mmsu_01hxyz0000000000000000"
 PNG_1X1_PREFIX = b"\x89PNG\r\n\x1a\n"
