@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Final
 
-from odiqueue._cli._products import add_list_options
+from odiqueue._cli._list_options import add_list_options
 from odiqueue._client import AsyncClient
 from odiqueue._config import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -103,8 +103,10 @@ def parser() -> argparse.ArgumentParser:
         help="generate an image for every row of a product list (.csv, .tsv, .xlsx, .jsonl, .txt)",
         description="Generate images for every row of INPUT into --out. Rows are checked "
         "before anything is sent. Run the same command again to resume.",
-        epilog="CSV columns: prompt (or --template), id (stable key), filename, and any of "
-        "n, size, quality, background, format, compression, moderation, user per row.",
+        epilog="Columns: prompt (or --template), id (or sku, handle, --id-column: the stable "
+        "key and file name), filename, and any of n, size, quality, background, format, "
+        "compression, moderation, user per row. Shopify and WooCommerce exports are read "
+        "as they are exported.",
         formatter_class=_Formatter,
     )
     gen.add_argument(

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import attrs
 
-from odiqueue._cli._sheets import InputError
+from odiqueue._cli._table import InputError
 
 __all__ = ["FILTERS", "Columns", "Template", "html_text", "norm"]
 

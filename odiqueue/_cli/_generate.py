@@ -25,12 +25,12 @@ from odiqueue._cli._args import (
     request_params,
 )
 from odiqueue._cli._bar import make_view
+from odiqueue._cli._list_options import list_options
 from odiqueue._cli._products import (
     ROW_NAME_TEMPLATE,
     InputError,
     ProductList,
     RowProblem,
-    list_options,
     read_products,
 )
 from odiqueue._config import ENV_API_KEY, resolve_api_key

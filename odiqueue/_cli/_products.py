@@ -9,8 +9,6 @@ silently. Columns are found as written (see ``_fields``); ids and shop exports f
 
 from __future__ import annotations
 
-import argparse
-import codecs
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -19,7 +17,8 @@ import attrs
 
 from odiqueue._cli._catalogs import Catalog, Identity
 from odiqueue._cli._fields import Columns, MissingCell, Template
-from odiqueue._cli._sheets import InputError, ReadSettings, RowProblem, read_table, short
+from odiqueue._cli._sheets import ReadSettings, read_table
+from odiqueue._cli._table import InputError, RowProblem, short
 from odiqueue._errors import InvalidParameterError
 from odiqueue._models import BatchItem
 from odiqueue._naming import image_path, literal_template, name_key
@@ -31,8 +30,6 @@ __all__ = [
     "ListOptions",
     "ProductList",
     "RowProblem",
-    "add_list_options",
-    "list_options",
     "read_items",
     "read_products",
 ]
@@ -366,87 +363,3 @@ def _text(value: object) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-# --- the command line's options for a product list ----------------------------------------
-
-
-def add_list_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options that say how to read INPUT (beside its reader, where they apply)."""
-    group = parser.add_argument_group("product list")
-    group.add_argument(
-        "--delimiter",
-        type=_delimiter,
-        metavar="CHAR",
-        help="what separates a CSV's cells: , ; | or tab (default: found from the file; .tsv: tab)",
-    )
-    group.add_argument(
-        "--encoding",
-        type=_encoding,
-        metavar="NAME",
-        help="the text's encoding when it is not UTF-8, e.g. cp1251 or latin-1 (a UTF-8 or "
-        "UTF-16 byte order mark is always followed)",
-    )
-    group.add_argument("--sheet", metavar="NAME", help=".xlsx sheet to read (default: the first)")
-    group.add_argument(
-        "--id-column",
-        metavar="NAME",
-        help="the column with each row's id: its key across runs and its file name "
-        "(default: a column called id, sku or handle; Shopify: Handle and options)",
-    )
-    group.add_argument(
-        "--name-template",
-        metavar="TEMPLATE",
-        help="file names from columns, e.g. '{Handle}-{Option1 Value}' (default: the "
-        "filename column, else the id)",
-    )
-    group.add_argument(
-        "--fill-down",
-        type=_columns,
-        metavar="COL,...",
-        help="columns whose empty cells take the value from the row above, or 'none' "
-        "(default: a Shopify export's product fields, within each Handle)",
-    )
-    group.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="send the valid rows and list the others (row, column, reason) in the summary "
-        "and failed.csv (default: nothing is sent while any row is bad)",
-    )
-
-
-def list_options(args: argparse.Namespace) -> ListOptions:
-    """The :class:`ListOptions` the command line's arguments ask for."""
-    return ListOptions(
-        template=args.template,
-        name_template=args.name_template,
-        id_column=args.id_column,
-        fill_down=args.fill_down,
-        skip_invalid=args.skip_invalid,
-        read=ReadSettings(delimiter=args.delimiter, encoding=args.encoding, sheet=args.sheet),
-    )
-
-
-def _delimiter(value: str) -> str:
-    if value.lower() in ("tab", "\\t", "\t"):
-        return "\t"
-    if len(value) != 1 or value.isalnum() or value in "\"'\r\n ":
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: give one character such as , ; | or the word tab"
-        )
-    return value
-
-
-def _encoding(value: str) -> str:
-    try:
-        return codecs.lookup(value).name
-    except LookupError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an encoding Python knows (e.g. cp1251, latin-1, utf-16)"
-        ) from None
-
-
-def _columns(value: str) -> tuple[str, ...]:
-    if value.strip().lower() == "none":
-        return ()
-    return tuple(name.strip() for name in value.split(",") if name.strip())

@@ -1,97 +1,35 @@
 """A product list's cells: a file in, its header and numbered rows out, whatever it was saved as.
 
 Formats: ``.txt`` (a prompt a line), ``.csv``/``.tsv`` (delimiter sniffed among ``,`` ``;``
-tab ``|``), ``.jsonl`` (an object a line) and ``.xlsx`` (first sheet, read-only). Text is
-UTF-8 with or without a BOM, UTF-16/32 with a BOM, or what ``--encoding`` names. What the
-cells mean (ids, templates, shop exports) is decided elsewhere (``_catalogs``, ``_products``).
-
-Everything a whole file gets wrong (not a product list, not UTF-8, the wrong delimiter) is
-one :class:`InputError` with the fix; what one row gets wrong is a :class:`RowProblem`.
+tab ``|``), ``.jsonl`` (an object a line) and ``.xlsx`` (see ``_workbook``). Text is decoded
+as ``_encodings`` says. What the cells mean (ids, templates, shop exports) is decided
+elsewhere (``_catalogs``, ``_products``).
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import datetime
 import io
 import itertools
 import json
-import re
-import warnings
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-__all__ = [
-    "SUFFIXES",
-    "InputError",
-    "ReadSettings",
-    "RowProblem",
-    "Table",
-    "decode",
-    "read_table",
-    "short",
-]
+from odiqueue._cli._encodings import binary_kind, decode, is_workbook
+from odiqueue._cli._table import InputError, RowProblem, Table, is_number
+from odiqueue._cli._workbook import xlsx_table
+
+__all__ = ["SUFFIXES", "ReadSettings", "read_table", "sniff"]
 
 #: The file kinds a product list can be, by suffix.
 SUFFIXES: Final = (".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".xlsm")
 #: Delimiters tried when a CSV's is not given, in order of preference on a tie.
 DELIMITERS: Final = (",", ";", "\t", "|")
-MAX_PROBLEMS_SHOWN: Final = 20
-#: Rows of a sheet searched for its header (a title and a blank row may come first).
-HEADER_SEARCH_ROWS: Final = 10
 _SNIFF_CHARS: Final = 64 * 1024
 _SNIFF_RECORDS: Final = 50
-_BOMS: Final = (
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16's: it starts with the same two bytes
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-_MAGIC: Final = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a zip archive"),
-    (b"PK\x05\x06", "an empty zip archive"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!\x1a\x07", "a RAR archive"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls (or other Office 97) file"),
-)
-
-
-@attrs.frozen
-class RowProblem:
-    """One thing wrong with one row: its number (as the file or sheet shows it), the
-    column as written in the header (None for the whole row), and why."""
-
-    row: int
-    column: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"row {self.row}" + (f", column {self.column!r}" if self.column else "")
-        return f"{where}: {self.reason}"
-
-
-class InputError(Exception):
-    """The input file cannot be used as it is; ``problems`` lists every bad row."""
-
-    def __init__(self, message: str, problems: tuple[RowProblem, ...] = ()) -> None:
-        shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
-        more = len(problems) - MAX_PROBLEMS_SHOWN
-        if more > 0:
-            shown += f"\n  ... and {more} more"
-        super().__init__(f"{message}\n{shown}" if shown else message)
-        self.problems = problems
 
 
 @attrs.frozen(kw_only=True)
@@ -101,32 +39,6 @@ class ReadSettings:
     delimiter: str | None = None
     encoding: str | None = None
     sheet: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class Table:
-    """A product list's header (as written, stripped) and its non-empty rows.
-
-    Each row is its number (the line it starts on, or the sheet's row) and its cells, one
-    per header column: text for CSV and sheets, JSON values (None when absent) for JSONL.
-    ``problems`` are rows that could not be split into cells; ``notes`` say what was
-    assumed (the delimiter, a header below a title).
-    """
-
-    header: tuple[str, ...]
-    rows: tuple[tuple[int, tuple[Any, ...]], ...]
-    problems: tuple[RowProblem, ...] = ()
-    notes: tuple[str, ...] = ()
-
-
-def short(value: object, limit: int = 60) -> str:
-    """``repr(value)``, cut to about ``limit`` characters (a cell may hold a novel)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"<a number of about {int(value.bit_length() * 0.30103)} digits>"
-    shown = repr(value)
-    if len(shown) > limit:
-        shown = f"{shown[: limit - 15]}... ({len(shown)} characters)"
-    return shown
 
 
 def read_table(path: Path, settings: ReadSettings | None = None) -> Table:
@@ -151,16 +63,16 @@ def read_table(path: Path, settings: ReadSettings | None = None) -> Table:
         raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
     if not data.strip():
         raise InputError(f"{path}: the file is empty (a product list needs a header and rows)")
-    what = _binary_kind(data)
+    what = binary_kind(data)
     if suffix in (".xlsx", ".xlsm"):
         if not data.startswith(b"PK\x03\x04"):
             raise InputError(
                 f"{path}: not an .xlsx workbook ({what or 'it is text'}): "
                 "save it from the spreadsheet as .xlsx, or name a text file .csv"
             )
-        return _xlsx_table(path, settings.sheet)
+        return xlsx_table(path, settings.sheet)
     if what is not None:
-        if what == "a zip archive" and _is_workbook(path):
+        if what == "a zip archive" and is_workbook(path):
             what = "an Excel workbook"
             hint = f"name it {path.stem}.xlsx"
         else:
@@ -179,98 +91,6 @@ def read_table(path: Path, settings: ReadSettings | None = None) -> Table:
             ),
         )
     return _csv_table(text, path, settings.delimiter, tab=suffix == ".tsv")
-
-
-# --- bytes to text -------------------------------------------------------------------------
-
-
-def _binary_kind(data: bytes) -> str | None:
-    """What the bytes are when they are plainly not text (by their signature), else None."""
-    for magic, what in _MAGIC:
-        if data.startswith(magic):
-            return what
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "a WebP image"
-    return None
-
-
-def _is_workbook(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "xl/workbook.xml" in archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def decode(data: bytes, encoding: str | None, path: Path) -> str:
-    """The file's text. A BOM says what the file is; without one, ``encoding`` (or UTF-8).
-
-    Raises :class:`InputError` naming the line and column of the first byte that does not
-    fit, the likely encoding, and the ``--encoding`` flag.
-    """
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            encoding = name
-            break
-    else:
-        if encoding is None and _looks_utf16(data):
-            raise InputError(
-                f"{path}: looks like UTF-16 text without a byte order mark: pass "
-                f"--encoding {_looks_utf16(data)}"
-            )
-    try:
-        return data.decode(encoding or "utf-8")
-    except UnicodeDecodeError as exc:
-        where = _position(data, exc.start)
-        bad = data[exc.start : exc.start + 1].hex()
-        if encoding is not None:
-            raise InputError(
-                f"{path}: not {encoding} text ({where}: byte 0x{bad}): pass the encoding it "
-                "was saved in with --encoding NAME"
-            ) from None
-        guess = _guess_encoding(data)
-        fix = (
-            f"it looks like {guess}: pass --encoding {guess}"
-            if guess
-            else "pass the encoding it was saved in, e.g. --encoding cp1251 or --encoding latin-1"
-        )
-        raise InputError(f"{path}: not UTF-8 text ({where}: byte 0x{bad}); {fix}") from None
-
-
-def _looks_utf16(data: bytes) -> str | None:
-    """``utf-16-le``/``-be`` when NULs fill every other byte of the start (ASCII in UTF-16)."""
-    head = data[:2048]
-    if len(head) < 4:
-        return None
-    odd, even = head[1::2], head[0::2]
-    if odd.count(0) > 0.6 * len(odd) and even.count(0) < 0.1 * len(even):
-        return "utf-16-le"
-    if even.count(0) > 0.6 * len(even) and odd.count(0) < 0.1 * len(odd):
-        return "utf-16-be"
-    return None
-
-
-def _position(data: bytes, offset: int) -> str:
-    line = data.count(b"\n", 0, offset) + 1
-    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return f"line {line}, column {column}"
-
-
-def _guess_encoding(data: bytes) -> str | None:
-    """The encoding charset-normalizer (when installed) finds likely, if it decodes it all."""
-    try:
-        from charset_normalizer import from_bytes
-    except ImportError:  # pragma: no cover - the cli extra brings it
-        return None
-    best = from_bytes(data[:_SNIFF_CHARS]).best()
-    if best is None:
-        return None
-    name = str(best.encoding)
-    try:
-        data.decode(name)
-    except (UnicodeDecodeError, LookupError):
-        return None
-    return name
 
 
 def _lines(text: str) -> list[str]:
@@ -353,7 +173,7 @@ def _csv_table(text: str, path: Path, delimiter: str | None, *, tab: bool) -> Ta
         raise InputError(f"{path}: {exc}") from None
     if problems and not rows:
         _whole_file_delimiter(text, path, delimiter, given, len(header), len(problems))
-    if all(_is_number(h) for h in header if h):
+    if all(is_number(h) for h in header if h):
         raise InputError(
             f"{path}: line {header_line} holds numbers, not column names: a product list's "
             "first row is its header (e.g. id,prompt)"
@@ -395,13 +215,6 @@ def _flag(delimiter: str) -> str:
     return "tab" if delimiter == "\t" else f"'{delimiter}'"
 
 
-_NUMBER: Final = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
-
-
-def _is_number(text: str) -> bool:
-    return _NUMBER.fullmatch(text.strip()) is not None
-
-
 # --- JSONL ---------------------------------------------------------------------------------
 
 
@@ -439,137 +252,3 @@ def _jsonl_table(text: str) -> Table:
 
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
-
-
-# --- .xlsx ---------------------------------------------------------------------------------
-
-
-def _xlsx_table(path: Path, sheet: str | None) -> Table:
-    try:
-        import openpyxl
-    except ImportError:
-        raise InputError(
-            f"{path}: reading .xlsx needs openpyxl: pip install 'odiqueue[xlsx]'"
-        ) from None
-    try:
-        with warnings.catch_warnings():
-            # openpyxl warns about styles and extensions it skips; the cells are what count.
-            warnings.simplefilter("ignore")
-            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign file
-        raise InputError(f"{path}: cannot read it as an .xlsx workbook ({exc})") from None
-    try:
-        if sheet is None:
-            if not book.worksheets:
-                raise InputError(f"{path}: the workbook has no sheet")
-            ws = book.worksheets[0]
-        else:
-            found = [name for name in book.sheetnames if name.strip().lower() == sheet.lower()]
-            if not found:
-                raise InputError(
-                    f"{path}: --sheet {sheet!r}: no such sheet; its sheets are "
-                    + ", ".join(repr(n) for n in book.sheetnames)
-                )
-            ws = book[found[0]]
-        ws.reset_dimensions()  # some writers record a wrong size: read what is there
-        cells = [
-            (number, [(c.value, getattr(c, "number_format", None)) for c in row])
-            for number, row in enumerate(ws.iter_rows(min_row=1), 1)
-        ]
-        title = ws.title
-    finally:
-        book.close()
-    filled = [(n, row) for n, row in cells if any(v not in (None, "") for v, _ in row)]
-    if not filled:
-        raise InputError(f"{path}: sheet {title!r} is empty")
-    found_at = _header_row(filled)
-    if found_at is None:
-        raise InputError(
-            f"{path}: found no header row in the first {HEADER_SEARCH_ROWS} rows of sheet "
-            f"{title!r}: a product list needs a row of column names above its rows"
-        )
-    header_number, header_cells = filled[found_at]
-    header = tuple(_shown(v, f) for v, f in header_cells)
-    while header and not header[-1]:
-        header = header[:-1]
-    notes = []
-    if found_at > 0:
-        notes.append(
-            f"{path.name}: the header is row {header_number} of sheet {title!r} "
-            "(the rows above it are not read)"
-        )
-    rows: list[tuple[int, tuple[Any, ...]]] = []
-    problems: list[RowProblem] = []
-    for number, row in filled[found_at + 1 :]:
-        shown = [_shown(v, f) for v, f in row]
-        beyond = [i for i in range(len(header), len(shown)) if shown[i]]
-        if beyond:
-            problems.append(
-                RowProblem(
-                    number,
-                    None,
-                    f"has a value in column {_letter(beyond[0])}, which has no header",
-                )
-            )
-            continue
-        shown += [""] * (len(header) - len(shown))
-        rows.append((number, tuple(shown[: len(header)])))
-    return Table(header=header, rows=tuple(rows), problems=tuple(problems), notes=tuple(notes))
-
-
-def _header_row(rows: list[tuple[int, list[tuple[Any, Any]]]]) -> int | None:
-    """Where the header is: the first of the first rows that fills at least half the
-    table's width with text (a title above it fills one cell; data rows hold numbers)."""
-    head = rows[:HEADER_SEARCH_ROWS]
-    width = max(sum(v not in (None, "") for v, _ in row) for _, row in head)
-    for at, (_, row) in enumerate(head):
-        values = [v for v, _ in row if v not in (None, "")]
-        if len(values) >= max(1, (width + 1) // 2) and all(
-            isinstance(v, str) and not _is_number(v) for v in values
-        ):
-            return at
-    return None
-
-
-def _letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-_FIXED: Final = re.compile(r"(#,##)?0(\.(0+))?(%?)")
-
-
-def _shown(value: Any, number_format: Any) -> str:
-    """A cell as the sheet shows it: ``12`` not ``12.0``, dates as dates, the decimals its
-    number format asks for (``0.00``, ``#,##0.00``, ``0%``)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, datetime.datetime):
-        if value.time() == datetime.time():
-            return value.date().isoformat()
-        spec = "minutes" if value.second == 0 and not value.microsecond else "seconds"
-        return value.isoformat(sep=" ", timespec=spec)
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, (int, float)):
-        return _number(value, str(number_format or "General"))
-    return str(value).strip()
-
-
-def _number(value: float, number_format: str) -> str:
-    fixed = _FIXED.fullmatch(number_format.split(";", 1)[0].strip())
-    if fixed is not None:
-        grouping, decimals = "," if fixed.group(1) else "", len(fixed.group(3) or "")
-        if fixed.group(4):
-            return f"{value * 100:{grouping}.{decimals}f}%"
-        return f"{value:{grouping}.{decimals}f}"
-    if isinstance(value, int):
-        return str(value)
-    # As "General" shows it: 15 significant digits (0.1 + 0.2 is 0.3) and no ".0".
-    return format(value, ".15g")
