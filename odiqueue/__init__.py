@@ -9,10 +9,18 @@
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
-from odiqueue._config import BatchOptions, Limits, PollPolicy, RetryPolicy, Timeouts
+from odiqueue._config import (
+    BatchOptions,
+    DownloadPolicy,
+    Limits,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
 from odiqueue._errors import (
     APIError,
     AuthenticationError,
+    BudgetExceededError,
     ClientClosedError,
     ConfigurationError,
     ConnectError,
@@ -53,6 +61,7 @@ from odiqueue._models import (
     Running,
     Succeeded,
 )
+from odiqueue._prices import PriceTable, load_prices
 from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
 from odiqueue._sink import SavedFile
 
@@ -64,6 +73,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchOptions",
+    "BudgetExceededError",
     "CancelOutcome",
     "Cancelled",
     "ClientClosedError",
@@ -72,6 +82,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DecodeError",
+    "DownloadPolicy",
     "Failed",
     "Image",
     "ImageDownloadError",
@@ -95,6 +106,7 @@ __all__ = [
     "OutputFormat",
     "PermissionDeniedError",
     "PollPolicy",
+    "PriceTable",
     "Progress",
     "Quality",
     "Queued",
@@ -112,4 +124,5 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "instant_waits",
+    "load_prices",
 ]

@@ -13,7 +13,7 @@ import contextlib
 import email.utils
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 
 import anyio
@@ -26,6 +26,7 @@ __all__ = [
     "now",
     "parse_retry_after",
     "poll_delay",
+    "retry_after_of",
     "retry_delay",
     "sleep",
     "sleep_until_set",
@@ -106,6 +107,29 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from a reply's ``Retry-After``, an HTTP date measured against the
+    reply's own ``Date`` header when it has one.
+
+    Both dates come from the server's clock, so a client clock an hour off neither turns
+    "one second from now" into an hour (and a failed call) nor makes every retry early.
+    Without a readable ``Date``, the date is measured against this machine's clock.
+    """
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    sent = headers.get("Date")
+    server_now = None
+    if sent:
+        try:
+            server_now = email.utils.parsedate_to_datetime(sent)
+        except (TypeError, ValueError, IndexError):
+            server_now = None
+        if server_now is not None and server_now.tzinfo is None:
+            server_now = server_now.replace(tzinfo=timezone.utc)
+    return parse_retry_after(value, now=server_now)
 
 
 def poll_delay(

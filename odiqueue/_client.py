@@ -32,6 +32,7 @@ from odiqueue._config import (
     DEFAULT_SUBMIT_BURST,
     VERSION,
     BatchOptions,
+    DownloadPolicy,
     Limits,
     PollPolicy,
     RetryPolicy,
@@ -49,6 +50,7 @@ from odiqueue._errors import (
 from odiqueue._http import Transport
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
+from odiqueue._prices import PriceTable
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 from odiqueue._waiting import raise_if_failed, served_result, status_changes
@@ -64,6 +66,7 @@ _TIMEOUTS: Final = Timeouts()
 _LIMITS: Final = Limits()
 _RETRY: Final = RetryPolicy()
 _POLL: Final = PollPolicy()
+_DOWNLOADS: Final = DownloadPolicy()
 
 
 class _State(enum.Enum):
@@ -96,6 +99,7 @@ class AsyncClient:
         limits: Limits = _LIMITS,
         retry: RetryPolicy = _RETRY,
         poll: PollPolicy = _POLL,
+        downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
         seed: int | None = None,
@@ -106,6 +110,7 @@ class AsyncClient:
         self._model = model
         self._endpoints = Endpoints(self._base, model)
         self._poll = poll
+        self._downloads = downloads
         self._rng = random.Random(seed)
         self._transport = Transport(
             api_key=self._key,
@@ -358,19 +363,25 @@ class AsyncClient:
     ) -> SavedFile:
         """Save one image to ``path``: streamed in chunks to a part file, verified, renamed.
 
-        The file is checked to be non-empty, as long as the server announced, and an image of
-        the expected format (from ``expected_format`` or the image's content type). Downloads
-        are retried like any idempotent GET. An existing file is kept unless ``overwrite``:
+        The file is checked to be non-empty, as long as the server announced, and a whole
+        image of the expected format (from ``expected_format`` or the image's content type),
+        as the client's :class:`DownloadPolicy` says (its structure, or a full decode); a
+        download that fails the check, or is slower than the policy allows, is retried like
+        any idempotent GET. An existing file is kept unless ``overwrite``:
         :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
         this image already). Image hosts other than the API's origin never receive the API
         key; an error status from an image host raises :class:`ImageDownloadError`.
         """
         self._require_open()
         return await save_image(
-            self._transport, image, Path(path), overwrite, expected_format, request_id
+            self._transport,
+            image,
+            Path(path),
+            overwrite,
+            expected_format,
+            request_id,
+            self._downloads,
         )
-
-    # --- many jobs -------------------------------------------------------------------------
 
     def generate_many(
         self,
@@ -388,6 +399,9 @@ class AsyncClient:
         resume: bool = True,
         keep_remote: bool = False,
         cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
+        max_images: int | None = None,
+        max_cost: float | None = None,
+        prices: PriceTable | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Batch:
         """Generate many images into ``out_dir``, yielding each item's :class:`Outcome`.
@@ -402,8 +416,7 @@ class AsyncClient:
         completion order.
 
         The keywords are :class:`BatchOptions`' fields (each documented there, with its
-        default). Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
-        - ``on_progress`` is called with a :class:`Progress` snapshot at every change.
+        default). ``on_progress`` is called with a :class:`Progress` snapshot at every change.
         """
         from odiqueue._batch import Batch  # the engine builds on the client, never the reverse
 
@@ -420,10 +433,11 @@ class AsyncClient:
             resume=resume,
             keep_remote=keep_remote,
             cancel_timeout=cancel_timeout,
+            max_images=max_images,
+            max_cost=max_cost,
+            prices=PriceTable() if prices is None else prices,
         )
         return Batch(self, items, Path(out_dir), options, on_progress)
-
-    # --- helpers -------------------------------------------------------------------------
 
     def _handle(self, job: JobHandle | str) -> JobHandle:
         self._require_open()

@@ -13,13 +13,15 @@ import ipaddress
 import os
 import re
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 from yarl import URL
 
 from odiqueue._errors import ConfigurationError
+from odiqueue._imagecheck import pillow_missing
 from odiqueue._naming import DEFAULT_TEMPLATE, check_template
+from odiqueue._prices import PriceTable
 
 __all__ = [
     "DEFAULT_CANCEL_TIMEOUT",
@@ -31,6 +33,7 @@ __all__ = [
     "PRESETS",
     "VERSION",
     "BatchOptions",
+    "DownloadPolicy",
     "Limits",
     "PollPolicy",
     "RetryPolicy",
@@ -61,6 +64,10 @@ DEFAULT_READ_TIMEOUT: Final = 60.0
 DEFAULT_MAX_CONNECTIONS: Final = 100
 DEFAULT_MAX_JSON_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
+
+DEFAULT_DOWNLOAD_TOTAL: Final = 300.0
+DEFAULT_DOWNLOAD_MIN_RATE: Final = 2048.0
+DEFAULT_DOWNLOAD_GRACE: Final = 10.0
 
 DEFAULT_RETRY_ATTEMPTS: Final = 8
 DEFAULT_RETRY_INITIAL: Final = 0.5
@@ -113,6 +120,43 @@ class Limits:
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive)
     max_json_bytes: int = attrs.field(default=DEFAULT_MAX_JSON_BYTES, validator=_positive)
     max_image_bytes: int = attrs.field(default=DEFAULT_MAX_IMAGE_BYTES, validator=_positive)
+
+
+def _verify_mode(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ("structure", "decode"):
+        raise ConfigurationError(f"verify must be 'structure' or 'decode', got {value!r}")
+    if value == "decode" and pillow_missing():
+        raise ConfigurationError(
+            "verify='decode' needs Pillow to decode images: pip install pillow "
+            "(or use verify='structure')"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DownloadPolicy:
+    """How each image is downloaded and checked before it is saved under its name.
+
+    ``verify="structure"`` (the default) walks the whole file: a PNG's chunks and their CRCs
+    through ``IEND``, a JPEG's markers from ``SOI`` to ``EOI``, a WebP's RIFF length. It
+    costs one pass over bytes already in memory. ``verify="decode"`` also decodes every
+    pixel with Pillow (which must be installed): slower, and it catches damage inside
+    compressed data that a JPEG's structure cannot show. A file that fails is downloaded
+    again, like one cut off.
+
+    One image may take at most ``total`` seconds (None: no bound), and once ``grace``
+    seconds have passed it must have arrived at ``min_rate`` bytes a second on average (None:
+    no minimum), so a host trickling bytes cannot hold a run. The wait for each piece is
+    bounded by :attr:`Timeouts.read`. A too-slow download is retried like a timeout.
+    """
+
+    verify: Literal["structure", "decode"] = attrs.field(
+        default="structure", validator=_verify_mode
+    )
+    total: float | None = attrs.field(default=DEFAULT_DOWNLOAD_TOTAL, validator=_positive_or_none)
+    min_rate: float | None = attrs.field(
+        default=DEFAULT_DOWNLOAD_MIN_RATE, validator=_positive_or_none
+    )
+    grace: float = attrs.field(default=DEFAULT_DOWNLOAD_GRACE, validator=_positive)
 
 
 @attrs.frozen(kw_only=True)
@@ -196,6 +240,12 @@ class BatchOptions:
       the same batch again skips saved items, picks up submitted jobs by id (no new
       payment) and submits only the rest. ``resume=False`` sets the old manifest aside.
     - Leaving early cancels unfinished jobs on the server unless ``keep_remote``.
+    - ``max_images`` and ``max_cost`` (US dollars, estimated with ``prices``) cap what the
+      batch pays for, counting the jobs earlier runs in the folder paid for: the submit
+      that would pass a cap is not sent, nor any after it
+      (:class:`~odiqueue.BudgetExceededError` for those items); jobs already paid for
+      finish and are saved. Run again with a higher cap to continue. An item the table
+      cannot price is refused under ``max_cost`` rather than taken as free.
     """
 
     max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_at_least_one)
@@ -209,6 +259,9 @@ class BatchOptions:
     resume: bool = True
     keep_remote: bool = False
     cancel_timeout: float = attrs.field(default=DEFAULT_CANCEL_TIMEOUT, validator=_non_negative)
+    max_images: int | None = attrs.field(default=None, validator=_non_negative)
+    max_cost: float | None = attrs.field(default=None, validator=_non_negative)
+    prices: PriceTable = attrs.field(factory=PriceTable)
 
 
 class Secret:

@@ -2,18 +2,25 @@
 
 Either way the bytes go through ``_sink`` (part file, verification, rename). A URL is
 fetched through the client's transport, so the key's rules and the retry policy apply to
-image hosts too; bytes that turn out not to be the image are retried like a cut-off body.
+image hosts too; bytes that turn out not to be the image (cut off, damaged: see
+``_imagecheck``) are retried like a cut-off body. ``DownloadPolicy`` bounds each download:
+in total (a cancel scope), and by a minimum rate (``_pace``); the read timeout bounds each
+wait for a piece.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from odiqueue._config import parse_url
-from odiqueue._errors import DecodeError, TransportError
+import anyio
+
+from odiqueue._config import DownloadPolicy, parse_url
+from odiqueue._errors import DecodeError, RequestTimeoutError, TransportError
 from odiqueue._http import Transport
 from odiqueue._models import Image
+from odiqueue._pace import paced
 from odiqueue._retry import retryable
 from odiqueue._sink import ContentError, SavedFile, write_atomic
 
@@ -27,6 +34,7 @@ async def save_image(
     overwrite: bool,
     expected_format: str | None,
     request_id: str | None,
+    policy: DownloadPolicy,
 ) -> SavedFile:
     """Save ``image`` at ``target`` (see :meth:`AsyncClient.download`)."""
     announced = image.format
@@ -41,7 +49,9 @@ async def save_image(
             yield data
 
         try:
-            return await write_atomic(target, once(), expected_format=fmt, overwrite=overwrite)
+            return await write_atomic(
+                target, once(), expected_format=fmt, overwrite=overwrite, verify=policy.verify
+            )
         except ContentError as exc:
             raise DecodeError(f"inline image: {exc}", path="image", request_id=request_id) from None
     if image.url is None:
@@ -55,19 +65,32 @@ async def save_image(
             request_id=request_id,
         ) from None
 
+    host = url.host or "?"
+    total = policy.total
+
     async def attempt() -> SavedFile:
-        async with transport.download(url, request_id=request_id) as (length, chunks):
-            try:
-                return await write_atomic(
-                    target,
-                    chunks,
-                    expected_length=length,
-                    expected_format=fmt,
-                    overwrite=overwrite,
+        try:
+            with contextlib.nullcontext() if total is None else anyio.fail_after(total):
+                async with transport.download(url, request_id=request_id) as (length, chunks):
+                    return await write_atomic(
+                        target,
+                        paced(chunks, policy, host=host, request_id=request_id),
+                        expected_length=length,
+                        expected_format=fmt,
+                        overwrite=overwrite,
+                        verify=policy.verify,
+                    )
+        except ContentError as exc:
+            raise retryable(
+                TransportError(f"bad image from {host}: {exc}", request_id=request_id)
+            ) from exc
+        except RequestTimeoutError as exc:  # too slow (``paced``)
+            raise retryable(exc) from exc
+        except TimeoutError:  # the total bound (the transport turns its own timeouts)
+            raise retryable(
+                RequestTimeoutError(
+                    f"the image from {host} took over {total}s", request_id=request_id
                 )
-            except ContentError as exc:
-                raise retryable(
-                    TransportError(f"bad image from {url.host}: {exc}", request_id=request_id)
-                ) from exc
+            ) from None
 
     return await transport.retrier.run(attempt, call="image", request_id=request_id)

@@ -12,6 +12,7 @@
     ├── OutputFileError            an image could not be written where it was meant to go
     ├── ImageDownloadError         the image host answered with an error status (never fatal)
     ├── SubmissionUncertainError   the submit POST may have created a paid job: do not blindly retry
+    ├── BudgetExceededError        a batch's cap on images or estimated cost stopped a submit
     ├── TransportError             no HTTP reply at all
     │   ├── ConnectError           the request never reached the server
     │   └── RequestTimeoutError    connected, but no reply in time
@@ -151,6 +152,20 @@ class OutputFileError(OdiqueueError):
     """An image could not be saved: the file exists (and overwriting was not asked), or the
     disk refused it. A paid job stays recorded in the manifest, so a rerun fetches it again.
     """
+
+
+class BudgetExceededError(OdiqueueError):
+    """A batch's cap (``max_images`` or ``max_cost``) was reached: this item was not
+    submitted, nor will any other of the batch be. Jobs already paid for finish and are
+    saved; the same batch run again with a higher cap continues where it stopped.
+
+    ``cap`` names the setting that stopped it, ``limit`` its value.
+    """
+
+    def __init__(self, message: str, *, cap: str, limit: float, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.cap = cap
+        self.limit = limit
 
 
 class ImageDownloadError(OdiqueueError):

@@ -261,7 +261,7 @@ class Transport:
         submit: bool,
     ) -> Exception:
         body = self._scrub(body)
-        retry_after = _backoff.parse_retry_after(headers.get("Retry-After"))
+        retry_after = _backoff.retry_after_of(headers)
         error = error_from_reply(
             status,
             body,
@@ -421,7 +421,7 @@ def _image_host_error(
         provider_request_id=headers.get("X-Request-Id"),
     )
     if status in RETRY_STATUSES or status == 404:
-        return Retryable(error, _backoff.parse_retry_after(headers.get("Retry-After")))
+        return Retryable(error, _backoff.retry_after_of(headers))
     return error
 
 

@@ -204,6 +204,8 @@ class Outcome:
     saved_at: float | None = None
     resumed: bool = False
     uncertain: bool = False
+    #: The estimated cost of the job this run paid for (None: none, or no known price).
+    estimated_cost: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,12 @@ close and the rename share one trip, so a large image costs a couple of thread h
 download never holds much more than ``FLUSH_BYTES`` of it in memory. A file of at most
 ``INLINE_BYTES`` is written on the event loop instead: its open, write and rename cost the
 loop less than handing them to a thread would, much like a manifest append.
+
+Before the rename, the whole file is checked to be an image (``_imagecheck``: every PNG
+chunk's CRC through ``IEND``, a JPEG's markers through ``EOI``, a WebP's RIFF length): the
+check is fed each piece where it is hashed, in the same worker thread, so it costs one more
+pass over bytes already in memory (see ``benchmarks/imagecheck.py``). With
+``verify="decode"`` Pillow also decodes the finished part file, always in a worker thread.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import anyio
 import attrs
 from anyio.lowlevel import RunVar
+
+from odiqueue._imagecheck import ContentError, ImageCheck, decode, sniff_format
 
 __all__ = [
     "FLUSH_BYTES",
@@ -44,17 +52,6 @@ PART_SUFFIX: Final = ".odiqueue-part"
 # O_BINARY: on Windows a descriptor is otherwise opened in text mode, which rewrites bytes.
 _CREATE: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-)
-
-
-class ContentError(ValueError):
-    """Downloaded bytes that are not the image they claim to be (empty, cut off, wrong type)."""
-
 
 @attrs.frozen
 class SavedFile:
@@ -64,16 +61,6 @@ class SavedFile:
     size: int
     sha256: str
     format: str
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The image format the first bytes announce: png, jpeg, webp, gif, or None."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
 
 
 def part_path(path: Path) -> str:
@@ -92,6 +79,7 @@ async def write_atomic(
     expected_length: int | None = None,
     expected_format: str | None = None,
     overwrite: bool = False,
+    verify: Literal["structure", "decode"] = "structure",
 ) -> SavedFile:
     """Stream ``chunks`` into ``path`` through a part file, verify, then rename.
 
@@ -99,11 +87,12 @@ async def write_atomic(
     is false (checked at the rename, so a file that appears meanwhile is kept too; a file
     with the very same bytes is this image already, and is kept as it is), and
     :class:`ContentError` when the bytes are empty, shorter or longer than
-    ``expected_length``, or not a known image format (or not ``expected_format``). The
-    parent folder is created if needed. The part file never outlives a failure or a
-    cancellation.
+    ``expected_length``, not a known image format (or not ``expected_format``), or not a
+    whole image (cut off, damaged: see ``_imagecheck``; with ``verify="decode"``, also
+    when Pillow cannot decode it). The parent folder is created if needed. The part file
+    never outlives a failure or a cancellation.
     """
-    writer = _PartWriter(path)
+    writer = _PartWriter(path, decode=verify == "decode")
     pending: list[bytes] = []
     pending_size = size = 0
     head = b""
@@ -119,7 +108,7 @@ async def write_atomic(
                 pending, pending_size = [], 0
         found = _verify(size, head, expected_length, expected_format)
         rest = b"".join(pending)
-        if size <= INLINE_BYTES:
+        if size <= INLINE_BYTES and verify == "structure":
             writer.finish(rest, path, overwrite)
         else:
             await anyio.to_thread.run_sync(writer.finish, rest, path, overwrite, limiter=_disk())
@@ -154,15 +143,18 @@ class _PartWriter:
     only from the event loop). Plain descriptors and text paths: no buffered file object or
     ``Path`` per image on the hot path."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, decode: bool = False) -> None:
         self.part = part_path(path)
         self._fd: int | None = None
-        # Hashed where it is written: for a large image, in the worker thread (hashlib lets
-        # go of the GIL), not on the event loop.
+        # Hashed and checked where it is written: for a large image, in the worker thread
+        # (hashlib and zlib.crc32 let go of the GIL), not on the event loop.
         self.digest = hashlib.sha256()
+        self.check = ImageCheck()
+        self._decode = decode
 
     def write(self, data: bytes) -> None:
         self.digest.update(data)
+        self.check.feed(data)
         if self._fd is None:
             try:
                 self._fd = os.open(self.part, _CREATE, 0o666)
@@ -176,9 +168,12 @@ class _PartWriter:
 
     def finish(self, data: bytes, path: Path, overwrite: bool) -> None:
         self.write(data)
+        self.check.finish()
         fd, self._fd = self._fd, None
         assert fd is not None
         os.close(fd)
+        if self._decode:
+            decode(self.part)
         _publish(self.part, os.fspath(path), overwrite=overwrite, digest=self.digest)
 
     def discard(self) -> None:

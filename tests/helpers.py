@@ -5,7 +5,10 @@ files; ``conftest.py`` holds only pytest's own fixtures."""
 from __future__ import annotations
 
 import base64
+import csv
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -73,3 +76,37 @@ def manifest_events(out: Path) -> list[str]:
 def image_files(out: Path) -> list[Path]:
     """The image files in ``out``, sorted."""
     return sorted(p for p in out.iterdir() if p.suffix in IMAGE_SUFFIXES)
+
+
+CLI_KEY = "sk-cli-test-key-55555"
+_SCRIPT = Path(sys.executable).with_name("odiqueue")
+#: How tests run the console script (the installed one, else ``python -m odiqueue``).
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "odiqueue"]
+
+
+def env(key: str | None = CLI_KEY) -> dict[str, str]:
+    """This process's environment without ``ODIQUEUE_*``, with ``key`` as the API key."""
+    values = {k: v for k, v in os.environ.items() if not k.startswith("ODIQUEUE_")}
+    if key is not None:
+        values["ODIQUEUE_API_KEY"] = key
+    return values
+
+
+async def odiqueue(
+    *args: str | Path, key: str | None = CLI_KEY, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run ``odiqueue ARGS``; its exit code, stdout and stderr."""
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*COMMAND, *map(str, args)], env=env(key), cwd=cwd, check=False
+        )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """A CSV file of ``header`` and ``rows`` at ``path``."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

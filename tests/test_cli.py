@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,45 +13,18 @@ import pytest
 from PIL import Image as PILImage
 
 from odiqueue.testing import Emulator, EmulatorConfig
-from tests.helpers import image_files, until
+from tests.helpers import CLI_KEY, COMMAND, env, image_files, odiqueue, until, write_csv
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parent.parent
-KEY = "sk-cli-test-key-55555"
-_SCRIPT = Path(sys.executable).with_name("odiqueue")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "odiqueue"]
+KEY = CLI_KEY
 
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(EmulatorConfig(workers=4, job_seconds=0.05)) as running:
         yield running
-
-
-def env(key: str | None = KEY) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith("ODIQUEUE_")}
-    if key is not None:
-        values["ODIQUEUE_API_KEY"] = key
-    return values
-
-
-async def odiqueue(
-    *args: str | Path, key: str | None = KEY, cwd: Path | None = None
-) -> tuple[int, str, str]:
-    with anyio.fail_after(60):
-        done = await anyio.run_process(
-            [*COMMAND, *map(str, args)], env=env(key), cwd=cwd, check=False
-        )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 async def test_csv_with_template(emu: Emulator, tmp_path: Path) -> None:

@@ -16,12 +16,18 @@ from odiqueue._sink import (
     remove_parts,
     write_atomic,
 )
+from odiqueue.testing._images import render
 
 pytestmark = pytest.mark.anyio
 
-PNG = b"\x89PNG\r\n\x1a\n"
-
 SIZES = [100, INLINE_BYTES, INLINE_BYTES + 1, 3 * FLUSH_BYTES + 7]
+
+
+def png_of(size: int, width: int = 1) -> bytes:
+    """A whole PNG of exactly ``size`` bytes (padded with a chunk decoders skip)."""
+    data = render("png", width, 1, False, size)
+    assert len(data) == size
+    return data
 
 
 async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -33,8 +39,7 @@ async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 async def test_written_whole_and_verified(tmp_path: Path, size: int) -> None:
     """Whatever the size (inline or threaded), the file holds every byte, its hash is the
     hash of those bytes, and no part file stays."""
-    data = PNG + bytes(range(256)) * (size // 256 + 1)
-    data = data[:size]
+    data = png_of(size)
     path = tmp_path / "new" / "a.png"  # the folder is created on first use
     saved = await write_atomic(path, chunks(data), expected_length=size)
     assert path.read_bytes() == data
@@ -49,7 +54,7 @@ async def test_existing_file_kept_and_part_removed(tmp_path: Path, size: int) ->
     path = tmp_path / "a.png"
     path.write_bytes(b"mine")
     with pytest.raises(FileExistsError):
-        await write_atomic(path, chunks(PNG + bytes(size - len(PNG))))
+        await write_atomic(path, chunks(png_of(size)))
     assert path.read_bytes() == b"mine"
     assert list(tmp_path.iterdir()) == [path]
 
@@ -58,7 +63,7 @@ async def test_existing_file_kept_and_part_removed(tmp_path: Path, size: int) ->
 async def test_existing_file_with_the_same_bytes_is_this_image(tmp_path: Path, size: int) -> None:
     """A file that already holds exactly these bytes (put there by an interrupted run) is
     taken as the saved image, not refused and not written again."""
-    data = PNG + bytes(size - len(PNG))
+    data = png_of(size)
     path = tmp_path / "a.png"
     path.write_bytes(data)
     before = path.stat().st_ino
@@ -72,7 +77,7 @@ async def test_concurrent_writes_to_one_name_never_mix(tmp_path: Path) -> None:
     """Two large images written to one name at once: one wins whole, the other is refused
     whole, and the winner's file holds exactly its own bytes."""
     size = 3 * FLUSH_BYTES
-    images = [PNG + bytes([fill]) * (size - len(PNG)) for fill in (1, 2)]
+    images = [png_of(size, width) for width in (1, 2)]
     path = tmp_path / "a.png"
     results: dict[int, object] = {}
 
@@ -103,7 +108,5 @@ def test_only_our_own_part_files_are_cleared(tmp_path: Path) -> None:
 async def test_cut_off_image_leaves_nothing(tmp_path: Path, size: int) -> None:
     """Fewer bytes than announced: ContentError, and nothing on disk."""
     with pytest.raises(ContentError, match="announced"):
-        await write_atomic(
-            tmp_path / "a.png", chunks(PNG + bytes(size - len(PNG))), expected_length=size + 1
-        )
+        await write_atomic(tmp_path / "a.png", chunks(png_of(size)), expected_length=size + 1)
     assert list(tmp_path.iterdir()) == []

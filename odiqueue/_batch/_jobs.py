@@ -49,6 +49,8 @@ class Work:
     started_at: float | None = None
     completed_at: float | None = None
     stage: Stage = "waiting"
+    #: The estimated cost of its current job (None: the price table cannot say).
+    estimate: float | None = None
     template: str | None = None
     result: ImageResult | None = None
 
@@ -66,6 +68,7 @@ class Work:
             completed_at=self.completed_at,
             resumed=self.resumed,
             uncertain=self.uncertain,
+            estimated_cost=self.estimate,
             **fields,
         )
 

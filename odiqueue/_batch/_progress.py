@@ -50,6 +50,8 @@ class Progress:
     polls: int = 0
     bytes: int = 0
     elapsed: float = 0.0
+    #: Estimated US dollars of the jobs paid for, this run's and the folder's earlier runs'.
+    cost: float = 0.0
 
     @property
     def done(self) -> int:
@@ -69,10 +71,13 @@ class Tally:
         self._on_progress = on_progress
         self._counts: dict[str, int] = dict.fromkeys(get_args(Counter), 0)
         self.started = 0.0
+        self.cost = 0.0
 
     def snapshot(self) -> Progress:
         """The counts right now."""
-        return Progress(**self._counts, elapsed=_backoff.now() - self.started)
+        return Progress(
+            **self._counts, elapsed=_backoff.now() - self.started, cost=round(self.cost, 6)
+        )
 
     def bump(self, counter: Counter, by: int = 1) -> None:
         """Add to a counter, without telling anyone yet (see :meth:`changed`)."""

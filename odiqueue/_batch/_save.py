@@ -9,6 +9,7 @@ the images (scenario 3 of ``python -m benchmarks`` measures it). Every file goes
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from odiqueue._client import AsyncClient
 
 __all__ = ["DOWNLOAD_CONCURRENCY", "Collector"]
+
+log = logging.getLogger("odiqueue")
 
 #: Image downloads of one batch that run at once.
 DOWNLOAD_CONCURRENCY: Final = 8
@@ -82,9 +85,22 @@ class Collector:
             raise JobFailedError(
                 "the job completed without any image", request_id=handle.request_id
             )
+        images = result.images
+        if len(images) > request.count:
+            # Never more files than were asked for (and paid for): a result listing 300
+            # images for n=1 would otherwise fill the folder.
+            log.warning(
+                "item %s: request %s returned %d images for n=%d: saving only the first %d",
+                key,
+                handle.request_id,
+                len(images),
+                request.count,
+                request.count,
+            )
+            images = images[: request.count]
         saved: list[SavedFile] = []
-        count = len(result.images)
-        for index, image in enumerate(result.images):
+        count = len(images)
+        for index, image in enumerate(images):
             path = self.path(template, key, request, index, handle.request_id, count)
             if apart:
                 path = second_name(path, handle.request_id)

@@ -1,7 +1,7 @@
 """The command line's arguments: the parser, the options every command shares, exit codes.
 
 Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
-API error (key, credits, permission), 130 interrupted.
+API error (key, credits, permission), 4 stopped at a budget cap, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from odiqueue._config import (
     DEFAULT_MODEL,
     PRESETS,
 )
+from odiqueue._prices import ENV_PRICES
 from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = [
+    "EXIT_BUDGET",
     "EXIT_FAILED",
     "EXIT_FATAL",
     "EXIT_INTERRUPTED",
@@ -35,6 +37,7 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
+EXIT_BUDGET: Final = 4
 EXIT_INTERRUPTED: Final = 130
 
 
@@ -93,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="Try it without a key:\n"
         "  odiqueue generate examples/products.csv --out out --emulator\n"
         "Exit codes: 0 all saved, 1 some failed, 2 usage or input error, "
-        "3 fatal API error (key, credits), 130 interrupted.",
+        "3 fatal API error (key, credits), 4 stopped at --max-images or --max-cost, "
+        "130 interrupted.",
         formatter_class=_Formatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -149,7 +153,32 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--emulator", action="store_true", help="run against the bundled emulator (no key)"
     )
-    run.add_argument("--dry-run", action="store_true", help="check rows, print what would be sent")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check rows, print what would be sent and its estimated cost",
+    )
+    budget = gen.add_argument_group("budget (estimates from list prices: see --prices)")
+    budget.add_argument(
+        "--max-images",
+        type=int,
+        metavar="N",
+        help="stop submitting before the batch pays for more than N images (earlier runs in "
+        f"--out count); exit code {EXIT_BUDGET} when it stops",
+    )
+    budget.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="stop submitting before the estimated cost passes USD (earlier runs count)",
+    )
+    budget.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help=f"price table (JSON or TOML) laid over the defaults (default: ${ENV_PRICES} if "
+        "set, else OpenAI's list prices for gpt-image-1)",
+    )
 
     submit = commands.add_parser(
         "submit", help="submit one prompt, print its request id", formatter_class=_Formatter

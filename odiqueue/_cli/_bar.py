@@ -73,7 +73,7 @@ class View:
         """The closing figures."""
         print(
             "done: {saved} saved, {failed} failed, {retried} retried, {polls_per_job:.1f} "
-            "polls per job, {elapsed:.1f}s".format(**fields),
+            "polls per job, {elapsed:.1f}s, estimated cost ${estimated_cost:,.2f}".format(**fields),
             file=self.out,
             flush=True,
         )

@@ -16,6 +16,7 @@ from typing import Any, Final
 import anyio
 
 from odiqueue._cli._args import (
+    EXIT_BUDGET,
     EXIT_FAILED,
     EXIT_FATAL,
     EXIT_INTERRUPTED,
@@ -25,6 +26,7 @@ from odiqueue._cli._args import (
     request_params,
 )
 from odiqueue._cli._bar import make_view
+from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
 from odiqueue._cli._list_options import list_options
 from odiqueue._cli._products import (
     ROW_NAME_TEMPLATE,
@@ -34,9 +36,14 @@ from odiqueue._cli._products import (
     read_products,
 )
 from odiqueue._config import ENV_API_KEY, resolve_api_key
-from odiqueue._errors import ConfigurationError, InvalidParameterError, OdiqueueError
+from odiqueue._errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    InvalidParameterError,
+    OdiqueueError,
+)
 from odiqueue._models import Outcome
-from odiqueue._request import ImageRequest
+from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = ["run_generate"]
 
@@ -60,8 +67,20 @@ def run_generate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for note in products.notes:
         print(f"odiqueue generate: {note}", file=sys.stderr)
+    rows = products.items
+    try:
+        prices = price_table(args)
+    except ConfigurationError as exc:
+        print(f"odiqueue generate: --prices: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    found = estimate((item for _, item in rows), args.model, prices)
+    problem = unpriced_under_cap(args, found)
+    if problem:
+        print(f"odiqueue generate: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    args.price_table = prices
     if args.dry_run:
-        return _dry_run(products)
+        return _dry_run(products, found.lines(prices.source))
     if not args.emulator:
         try:
             resolve_api_key(None)
@@ -95,7 +114,7 @@ def _check_options(args: argparse.Namespace) -> str | None:
         return f"--timeout {args.timeout}: must be a number of seconds above 0"
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: is a file, not a folder"
-    flags = {"n": "--n", "output_compression": "--compression"}
+    options = {p.name: p.option for p in PARAMETERS}
     for field, value in request_params(args).items():
         probe: dict[str, Any] = {field: value}
         if field == "output_compression":
@@ -103,11 +122,11 @@ def _check_options(args: argparse.Namespace) -> str | None:
         try:
             ImageRequest("probe", **probe)
         except InvalidParameterError as exc:
-            return f"{flags.get(field, '--' + field)} {value}: {exc.allowed}"
-    return None
+            return f"{options[field]} {value}: {exc.allowed}"
+    return budget_problem(args)
 
 
-def _dry_run(products: ProductList) -> int:
+def _dry_run(products: ProductList, cost: list[str]) -> int:
     from odiqueue._wire import request_to_json
 
     for row, item in products.items:
@@ -115,6 +134,7 @@ def _dry_run(products: ProductList) -> int:
         print(_json({**line, "request": request_to_json(item.request)}))
     for problem in products.skipped:
         print(_json({"row": problem.row, "skipped": str(problem)}))
+    print("\n".join(cost))
     skipped = f", {_rows_in(products.skipped)} would be skipped" if products.skipped else ""
     print(
         f"{len(products.items)} row(s) checked{skipped}; nothing was sent "
@@ -138,9 +158,11 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
     started = time.monotonic()
     view = make_view(len(rows), as_json=args.json)
     failures: list[tuple[int, Outcome]] = []
-    counts = {"saved": 0, "failed": 0, "polls": 0}
+    counts = {"saved": 0, "failed": 0, "not_submitted": 0, "polls": 0}
     fatal: OdiqueueError | None = None
     retried = 0
+    cost = 0.0
+    stopped_by: BudgetExceededError | None = None
     async with AsyncExitStack() as stack:
         key = None
         if args.emulator:
@@ -170,10 +192,18 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                     resume=not args.no_resume,
                     keep_remote=args.keep_remote,
                     name_template=ROW_NAME_TEMPLATE,
+                    max_images=args.max_images,
+                    max_cost=args.max_cost,
+                    prices=args.price_table,
                     on_progress=view.progress,
                 ) as outcomes:
                     async for outcome in outcomes:
                         row = rows[outcome.index][0]
+                        if isinstance(outcome.error, BudgetExceededError):
+                            # Not a failure: left for a run with a higher cap, said once.
+                            stopped_by = stopped_by or outcome.error
+                            counts["not_submitted"] += 1
+                            continue
                         view.outcome(outcome, row)
                         counts["polls"] += outcome.polls
                         if outcome.ok:
@@ -182,6 +212,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                             counts["failed"] += 1
                             failures.append((row, outcome))
                     retried = outcomes.progress.retried
+                    cost = outcomes.progress.cost
             except OdiqueueError as exc:
                 fatal = exc
             group.cancel_scope.cancel()
@@ -196,8 +227,16 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
             "total": len(rows),
             "polls_per_job": counts["polls"] / max(len(rows), 1),
             "elapsed": time.monotonic() - started,
+            "estimated_cost": round(cost, 2),
         }
     )
+    if stopped_by is not None:
+        flag = {"max_images": "--max-images", "max_cost": "--max-cost"}[stopped_by.cap]
+        view.message(
+            f"Stopped at {flag} {stopped_by.limit:g}: {counts['not_submitted']} row(s) not "
+            "submitted. Run the same command with a higher cap to continue (nothing saved "
+            "or paid for is submitted again)."
+        )
     if failures:
         view.message(f"{len(failures)} row(s) failed (also in {args.out / FAILED_CSV}):")
         for row, outcome in sorted(failures, key=lambda pair: pair[0])[:FAILED_SHOWN]:
@@ -216,7 +255,9 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
     if fatal is not None:
         print(f"odiqueue generate: stopped: {fatal}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
-    return EXIT_FAILED if failures or products.skipped else EXIT_OK
+    if failures or products.skipped:
+        return EXIT_FAILED
+    return EXIT_BUDGET if stopped_by is not None else EXIT_OK
 
 
 class _Interrupt:
