@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._products import InputError, ListOptions, read_items, read_products
+from odiqueue._cli._sheets import ReadSettings
 from odiqueue._naming import safe_component
 
 
@@ -131,3 +132,33 @@ def test_format_characters_never_reach_a_file_name(hidden: str) -> None:
     name = safe_component(f"x{hidden}gnp.exe")
     assert hidden not in name
     assert name == "x_gnp.exe"
+
+
+def test_utf16_without_a_bom_is_named_with_the_flag(tmp_path: Path) -> None:
+    """UTF-16 text without its byte order mark is recognised and the flag that reads it named."""
+    source = tmp_path / "p.csv"
+    source.write_bytes("prompt\na mug\n".encode("utf-16-le"))
+    with pytest.raises(InputError, match="--encoding utf-16-le"):
+        read_items(source, defaults={})
+    rows = read_products(
+        source, defaults={}, options=ListOptions(read=ReadSettings(encoding="utf-16-le"))
+    ).items
+    assert [item.request.prompt for _, item in rows] == ["a mug"]
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "said"),
+    [
+        ("p.csv", ReadSettings(sheet="Products"), "--sheet 'Products': p.csv is not an .xlsx"),
+        ("p.jsonl", ReadSettings(delimiter=";"), "--delimiter: p.jsonl is not a .csv or .tsv"),
+        ("p.xlsx", ReadSettings(encoding="cp1251"), "--encoding: p.xlsx is a workbook"),
+    ],
+)
+def test_a_reading_flag_that_does_not_apply_is_refused(
+    tmp_path: Path, name: str, settings: ReadSettings, said: str
+) -> None:
+    """``--sheet`` on a CSV, ``--delimiter`` on JSONL, ``--encoding`` on a workbook: said."""
+    source = tmp_path / name
+    source.write_text("prompt\n", "utf-8")
+    with pytest.raises(InputError, match=said):
+        read_products(source, defaults={}, options=ListOptions(read=settings))

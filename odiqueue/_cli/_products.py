@@ -9,6 +9,7 @@ silently. Columns are found as written (see ``_fields``); ids and shop exports f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +38,7 @@ __all__ = [
 #: Columns that set a request parameter (its name, or its short name), to the field.
 PARAMETER_COLUMNS: Final = {column: p.name for p in PARAMETERS for column in p.columns}
 _INT_FIELDS: Final = frozenset(p.name for p in PARAMETERS if p.number)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: How the command line names a row's images: its id, and ``_0``, ``_1``... only when the
 #: row asks for several (a folder an earlier version filled keeps its ``_0`` names: resumed
 #: items are found by the names their manifest recorded).
@@ -300,12 +302,12 @@ def _bad_characters(value: Any) -> str | None:
     at = value.find("\x00")
     if at >= 0:
         return f"holds a NUL character (U+0000) at character {at + 1}: remove it"
-    for at, char in enumerate(value):
-        if "\ud800" <= char <= "\udfff":
-            return (
-                f"holds U+{ord(char):04X} at character {at + 1}, half of a character "
-                "(a lone surrogate): write the whole character"
-            )
+    half = _SURROGATE.search(value)
+    if half is not None:
+        return (
+            f"holds U+{ord(half.group()):04X} at character {half.start() + 1}, half of a "
+            "character (a lone surrogate): write the whole character"
+        )
     return None
 
 

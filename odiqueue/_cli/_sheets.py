@@ -53,6 +53,7 @@ def read_table(path: Path, settings: ReadSettings | None = None) -> Table:
         raise InputError(
             f"{path}: use a .csv, .tsv, .xlsx, .jsonl or .txt file (got {suffix or 'no suffix'})"
         )
+    _check_settings(path, suffix, settings)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -97,6 +98,17 @@ def _lines(text: str) -> list[str]:
     """The file's lines. Not ``str.splitlines``: that also splits at form feeds, U+2028 and
     other characters a prompt may hold, which would cut a row in two and misnumber the rest."""
     return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def _check_settings(path: Path, suffix: str, settings: ReadSettings) -> None:
+    """A reading flag that does not apply to this kind of file is a mistake, not a no-op."""
+    workbook = suffix in (".xlsx", ".xlsm")
+    if settings.sheet is not None and not workbook:
+        raise InputError(f"--sheet {settings.sheet!r}: {path.name} is not an .xlsx workbook")
+    if workbook and settings.encoding is not None:
+        raise InputError(f"--encoding: {path.name} is a workbook, which says its own encoding")
+    if settings.delimiter is not None and suffix not in (".csv", ".tsv"):
+        raise InputError(f"--delimiter: {path.name} is not a .csv or .tsv file")
 
 
 # --- CSV and TSV ---------------------------------------------------------------------------
