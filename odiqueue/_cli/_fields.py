@@ -10,6 +10,7 @@ comma-separated list. A cell's text goes in as it is: never formatted or evaluat
 from __future__ import annotations
 
 import difflib
+import functools
 import html.parser
 import re
 from collections.abc import Callable, Sequence
@@ -104,6 +105,7 @@ class _Text(html.parser.HTMLParser):
             self.lines[-1] += data
 
 
+@functools.lru_cache(maxsize=256)  # a Shopify product's variant rows share its description
 def html_text(fragment: str) -> str:
     """An HTML fragment as one line of plain text: tags dropped, entities decoded, blocks
     (paragraphs, list items) ended with a full stop unless they end in punctuation."""
