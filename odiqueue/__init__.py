@@ -9,6 +9,7 @@
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress
 from odiqueue._client import AsyncClient
+from odiqueue._config import VERSION as __version__  # noqa: F401 (re-exported, unlisted)
 from odiqueue._config import (
     BatchOptions,
     DownloadPolicy,
@@ -37,6 +38,7 @@ from odiqueue._errors import (
     NotFoundError,
     OdiqueueError,
     OutputFileError,
+    OutputFileExistsError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
@@ -103,6 +105,7 @@ __all__ = [
     "OdiqueueError",
     "Outcome",
     "OutputFileError",
+    "OutputFileExistsError",
     "OutputFormat",
     "PermissionDeniedError",
     "PollPolicy",

@@ -7,6 +7,7 @@ import enum
 import logging
 import os
 import random
+import ssl
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -45,12 +46,17 @@ from odiqueue._download import save_image
 from odiqueue._endpoints import Endpoints, check_model_name
 from odiqueue._errors import (
     ClientClosedError,
+    ConfigurationError,
     DeadlineExceededError,
+    InvalidParameterError,
+    OutputFileError,
+    OutputFileExistsError,
 )
 from odiqueue._http import Transport
 from odiqueue._models import CancelOutcome, Image, ImageResult, Item, JobHandle, JobStatus, Running
 from odiqueue._naming import DEFAULT_TEMPLATE
 from odiqueue._prices import PriceTable
+from odiqueue._proxy import ProxySettings
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
 from odiqueue._waiting import raise_if_failed, served_result, status_changes
@@ -86,6 +92,14 @@ class AsyncClient:
     ``base_url`` (or ``$ODIQUEUE_BASE_URL``) overrides it. The API key is sent only to the base
     URL's origin and to ``allowed_hosts``; image downloads from any other host (the CDN) carry
     no key. Plain http is refused for remote hosts unless ``allow_insecure_http`` is set.
+
+    Requests go through the proxy named by ``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY``
+    (hosts in ``NO_PROXY`` excepted), as with requests and httpx, or through ``proxy`` (an
+    ``http://[user:password@]host:port`` URL) when given; ``trust_env=False`` ignores those
+    variables. The API key reaches an https API only inside the proxy's CONNECT tunnel; a
+    plain-http API is never reached through a proxy with the key (a ConfigurationError).
+    ``ssl_context`` replaces the system's certificate checks, e.g.
+    ``ssl.create_default_context(cafile="corp-ca.pem")`` behind a TLS-inspecting proxy.
     """
 
     def __init__(
@@ -102,6 +116,9 @@ class AsyncClient:
         downloads: DownloadPolicy = _DOWNLOADS,
         allowed_hosts: Collection[str] = (),
         allow_insecure_http: bool = False,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
     ) -> None:
         check_model_name(model)
@@ -112,6 +129,17 @@ class AsyncClient:
         self._poll = poll
         self._downloads = downloads
         self._rng = random.Random(seed)
+        proxies = ProxySettings.from_env(os.environ, proxy=proxy, trust_env=trust_env)
+        via = proxies.for_url(self._base)
+        if via is not None:
+            if self._base.scheme != "https":
+                raise ConfigurationError(
+                    f"base_url={str(self._base)!r} is plain http and would be reached through "
+                    f"the proxy {via}, which would read the API key: use https, list the host "
+                    "in NO_PROXY, or pass trust_env=False"
+                )
+            log.debug("requests to %s go through the proxy %s", self._base.host, via)
+        self._proxy_shown = None if via is None else via.shown
         self._transport = Transport(
             api_key=self._key,
             api_origin=self._base,
@@ -121,13 +149,17 @@ class AsyncClient:
             retry=retry,
             user_agent=f"odiqueue/{VERSION}",
             rng=self._rng,
+            proxies=proxies,
+            ssl_context=ssl_context,
         )
         self._state = _State.UNOPENED
 
     def __repr__(self) -> str:
         return (
             f"AsyncClient(base_url={str(self._base)!r}, model={self._model!r}, "
-            f"api_key={str(self._key)!r}, state={self._state.value!r})"
+            f"api_key={str(self._key)!r}, state={self._state.value!r}"
+            + ("" if self._proxy_shown is None else f", proxy={self._proxy_shown!r}")
+            + ")"
         )
 
     @property
@@ -161,14 +193,27 @@ class AsyncClient:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncClient:
+        await self.open()
+        return self
+
+    async def open(self) -> None:
+        """Open the HTTP session, for code that cannot use ``async with`` (an application's
+        startup hook); pair it with :meth:`aclose` (its shutdown hook).
+
+        >>> client = AsyncClient()
+        >>> await client.open()      # at startup
+        >>> await client.aclose()    # at shutdown
+
+        A client is opened once: opening it again, or after closing, raises
+        :class:`~odiqueue.ClientClosedError`.
+        """
         if self._state is not _State.UNOPENED:
             raise ClientClosedError(
-                f"this AsyncClient is {self._state.value}: a client is entered once; "
+                f"this AsyncClient is {self._state.value}: a client is opened once; "
                 "create a new one"
             )
         await self._transport.open()
         self._state = _State.OPEN
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -182,7 +227,8 @@ class AsyncClient:
     def _require_open(self) -> None:
         if self._state is _State.UNOPENED:
             raise ClientClosedError(
-                "the client is not open: use `async with AsyncClient(...) as client:`"
+                "the client is not open: use `async with AsyncClient(...) as client:` "
+                "or `await client.open()`"
             )
         if self._state is _State.CLOSED:
             raise ClientClosedError("the client is closed: create a new AsyncClient")
@@ -222,7 +268,7 @@ class AsyncClient:
     def attach(self, request_id: str) -> JobHandle:
         """A handle for a job known only by its id (from a log, a manifest, another process)."""
         if not isinstance(request_id, str) or not request_id.strip():
-            raise ValueError("request_id must be a non-empty string")
+            raise InvalidParameterError("request_id", request_id, "a non-empty string")
         return JobHandle(request_id.strip(), *self._endpoints.job_urls(request_id.strip()))
 
     async def status(self, job: JobHandle | str) -> JobStatus:
@@ -368,20 +414,26 @@ class AsyncClient:
         as the client's :class:`DownloadPolicy` says (its structure, or a full decode); a
         download that fails the check, or is slower than the policy allows, is retried like
         any idempotent GET. An existing file is kept unless ``overwrite``:
-        :class:`FileExistsError` is raised, except when it holds the very same bytes (it is
-        this image already). Image hosts other than the API's origin never receive the API
-        key; an error status from an image host raises :class:`ImageDownloadError`.
+        :class:`~odiqueue.OutputFileExistsError` is raised, except when it holds the very same
+        bytes (it is this image already); a file that cannot be written (a full disk, no
+        permission) raises :class:`~odiqueue.OutputFileError`. Image hosts other than the
+        API's origin never receive the API key; an error status from an image host raises
+        :class:`~odiqueue.ImageDownloadError`.
         """
         self._require_open()
-        return await save_image(
-            self._transport,
-            image,
-            Path(path),
-            overwrite,
-            expected_format,
-            request_id,
-            self._downloads,
-        )
+        target = Path(path)
+        policy = self._downloads
+        try:
+            return await save_image(
+                self._transport, image, target, overwrite, expected_format, request_id, policy
+            )
+        except FileExistsError as exc:
+            raise OutputFileExistsError(str(exc), request_id=request_id) from exc
+        except OSError as exc:
+            # Network errors arrive translated (TransportError): an OSError here is the disk's.
+            raise OutputFileError(
+                f"could not write {target}: {exc}", request_id=request_id
+            ) from exc
 
     def generate_many(
         self,

@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 
 from odiqueue._config import DownloadPolicy, parse_url
-from odiqueue._errors import DecodeError, RequestTimeoutError, TransportError
+from odiqueue._errors import DecodeError, InvalidParameterError, RequestTimeoutError, TransportError
 from odiqueue._http import Transport
 from odiqueue._models import Image
 from odiqueue._pace import paced
@@ -55,7 +55,7 @@ async def save_image(
         except ContentError as exc:
             raise DecodeError(f"inline image: {exc}", path="image", request_id=request_id) from None
     if image.url is None:
-        raise ValueError("the image has neither a url nor inline data")
+        raise InvalidParameterError("image", image, "an Image with a url or inline data")
     try:
         url = parse_url(image.url)
     except ValueError:

@@ -10,6 +10,7 @@
     ├── DecodeError                a reply that does not parse (names the JSON path)
     ├── ResponseTooLargeError      a reply or image over its size cap
     ├── OutputFileError            an image could not be written where it was meant to go
+    │   └── OutputFileExistsError  the name holds another file (also a FileExistsError)
     ├── ImageDownloadError         the image host answered with an error status (never fatal)
     ├── SubmissionUncertainError   the submit POST may have created a paid job: do not blindly retry
     ├── BudgetExceededError        a batch's cap on images or estimated cost stopped a submit
@@ -61,6 +62,7 @@ __all__ = [
     "NotFoundError",
     "OdiqueueError",
     "OutputFileError",
+    "OutputFileExistsError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -166,6 +168,13 @@ class BudgetExceededError(OdiqueueError):
         super().__init__(message, **context)
         self.cap = cap
         self.limit = limit
+
+
+class OutputFileExistsError(OutputFileError, FileExistsError):
+    """The file to write exists with other bytes, and overwriting was not asked: it is kept.
+
+    Also a :class:`FileExistsError`, so code that caught that before still does.
+    """
 
 
 class ImageDownloadError(OdiqueueError):

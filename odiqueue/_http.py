@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, Final
 
@@ -42,6 +43,7 @@ from odiqueue._config import (
 )
 from odiqueue._errors import (
     APIError,
+    ConfigurationError,
     ConnectError,
     DecodeError,
     ImageDownloadError,
@@ -53,6 +55,7 @@ from odiqueue._errors import (
     UnsafeURLError,
     error_from_reply,
 )
+from odiqueue._proxy import Proxy, ProxySettings
 from odiqueue._retry import Call, Retrier, Retryable
 
 __all__ = ["Reply", "Transport"]
@@ -71,6 +74,7 @@ _METHODS: Final[dict[Call, str]] = {
 }
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
+_PROXY_CHOICES_KEPT: Final = 256
 
 
 @attrs.frozen
@@ -96,6 +100,8 @@ class Transport:
         retry: RetryPolicy,
         user_agent: str,
         rng: random.Random,
+        proxies: ProxySettings | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._auth = {"Authorization": f"Bearer {api_key.reveal()}"}
         # A server may quote the key back in an error ("invalid token sk-..."): such a body
@@ -110,12 +116,19 @@ class Transport:
         self._limits = limits
         self.retrier = Retrier(retry, rng)
         self._user_agent = user_agent
+        self._proxies = proxies if proxies is not None and not proxies.empty else None
+        # The choice per origin: NO_PROXY's rules cost tens of µs, a lookup well under one.
+        self._proxy_of: dict[tuple[str, str | None, int | None], Proxy | None] = {}
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
         """Create the one aiohttp session, sized to the configured limits."""
         connector = aiohttp.TCPConnector(
-            limit=self._limits.max_connections, limit_per_host=0, ttl_dns_cache=300
+            limit=self._limits.max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=300,
+            ssl=self._ssl,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -134,6 +147,19 @@ class Transport:
             await session.close()
 
     # --- where the key may go ------------------------------------------------------------
+
+    def proxy_for(self, url: URL) -> Proxy | None:
+        """The proxy a request to ``url`` goes through (None: directly)."""
+        if self._proxies is None:
+            return None
+        origin = (url.scheme, url.host, url.port)
+        try:
+            return self._proxy_of[origin]
+        except KeyError:
+            if len(self._proxy_of) >= _PROXY_CHOICES_KEPT:
+                self._proxy_of.clear()  # many image hosts: start over rather than grow
+            chosen = self._proxy_of[origin] = self._proxies.for_url(url)
+            return chosen
 
     def is_trusted(self, url: URL) -> bool:
         """Whether ``url`` may receive the API key: the API's origin or an allowed host.
@@ -227,6 +253,8 @@ class Transport:
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, reached = _translate(exc, request_id)
+            if _needs_proxy_credentials(exc):
+                raise error from exc  # only other credentials help: not retried
             if submit and reached:
                 raise SubmissionUncertainError(str(error), request_id=request_id) from exc
             raise Retryable(error) from exc
@@ -305,9 +333,13 @@ class Transport:
             headers = dict(self._auth) if self.is_trusted(url) else {}
             if payload is not None:
                 headers["Content-Type"] = "application/json"
-            response = await session.request(
-                method, url, data=payload, headers=headers, allow_redirects=False
-            )
+            proxy = self.proxy_for(url)
+            if proxy is None:
+                response = await session.request(
+                    method, url, data=payload, headers=headers, allow_redirects=False
+                )
+            else:
+                response = await self._via_proxy(session, proxy, method, url, payload, headers)
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
                 return response
@@ -329,6 +361,40 @@ class Transport:
             if response.status == 303:
                 method, payload = "GET", None
         raise APIError(f"more than {_MAX_REDIRECTS} redirects", request_id=request_id)
+
+    async def _via_proxy(
+        self,
+        session: aiohttp.ClientSession,
+        proxy: Proxy,
+        method: str,
+        url: URL,
+        payload: bytes | None,
+        headers: dict[str, str],
+    ) -> aiohttp.ClientResponse:
+        """Send a request through ``proxy``: https inside a CONNECT tunnel, so the proxy
+        sees only the host and port; plain http in the open, so never with the key."""
+        proxy_headers = None
+        if url.scheme == "https":
+            if proxy.authorization is not None:
+                proxy_headers = {"Proxy-Authorization": proxy.authorization}
+        else:
+            if "Authorization" in headers:
+                raise ConfigurationError(
+                    f"refusing to send the API key to {url.scheme}://{url.host}:{url.port} "
+                    f"through the proxy {proxy}: over plain http the proxy would read it. "
+                    "Use https, list the host in NO_PROXY, or pass trust_env=False"
+                )
+            if proxy.authorization is not None:
+                headers["Proxy-Authorization"] = proxy.authorization
+        return await session.request(
+            method,
+            url,
+            data=payload,
+            headers=headers,
+            allow_redirects=False,
+            proxy=proxy.url,
+            proxy_headers=proxy_headers,
+        )
 
     async def _read_capped(
         self, response: aiohttp.ClientResponse, cap: int, request_id: str | None
@@ -389,6 +455,8 @@ class Transport:
                 response.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             error, _ = _translate(exc, request_id)
+            if _needs_proxy_credentials(exc):
+                raise error from exc
             raise Retryable(error) from exc
 
     async def _chunks(
@@ -425,9 +493,25 @@ def _image_host_error(
     return error
 
 
+def _needs_proxy_credentials(exc: BaseException) -> bool:
+    """Whether the proxy asked for (other) credentials: HTTP 407 to the CONNECT."""
+    return isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status == 407
+
+
 def _translate(exc: BaseException, request_id: str | None) -> tuple[TransportError, bool]:
     """aiohttp's exception as ours, and whether the request may have reached the server."""
     context: dict[str, Any] = {"request_id": request_id}
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the tunnel (407: its credentials): the API was never reached.
+        # Its own words only: the exception's text would carry the URL.
+        hint = " (check the user and password in the proxy URL)" if exc.status == 407 else ""
+        return ConnectError(
+            f"the proxy refused to connect: HTTP {exc.status} {exc.message}{hint}", **context
+        ), False
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ConnectError(
+            f"could not connect to the proxy: {exc.os_error or exc}", **context
+        ), False
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ConnectError(f"timed out connecting: {exc}", **context), False
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -113,6 +113,8 @@ class Collector:
                 except FileExistsError:
                     path = second_name(path, handle.request_id)
                     file = await self._client.download(image, path, request_id=handle.request_id)
+            except OutputFileError:
+                raise
             except OSError as exc:
                 raise OutputFileError(
                     f"could not write {path}: {exc}", request_id=handle.request_id

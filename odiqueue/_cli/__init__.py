@@ -6,21 +6,75 @@ and prints. Nothing below it imports from here.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import anyio
 
-from odiqueue._cli._args import EXIT_FAILED, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, parser
+from odiqueue._cli._args import (
+    EXIT_FAILED,
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT_CLOSED,
+    EXIT_USAGE,
+    parser,
+)
 from odiqueue._cli._generate import run_generate
 from odiqueue._cli._single import single_job
 from odiqueue._errors import OdiqueueError
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    A reader that leaves early (``odiqueue generate ... --json | head``) ends the run as
+    Unix tools end: quietly, the batch stopped as by Ctrl-C (the manifest resumes it).
+    """
+    try:
+        code = _run(argv)
+    except SystemExit:  # --help, --version, a usage error: their words may be buffered
+        _flush_or_silence()
+        raise
+    except BaseException as exc:
+        if not _only_broken_pipes(exc):
+            raise
+        _silence_stdout()
+        return EXIT_OUTPUT_CLOSED
+    # A closed pipe is met here, rather than in the interpreter's exit (a traceback).
+    return code if _flush_or_silence() else EXIT_OUTPUT_CLOSED
+
+
+def _flush_or_silence() -> bool:
+    """Flush stdout; False (and stdout silenced) when its reader has gone."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    return True
+
+
+def _silence_stdout() -> None:
+    """Send whatever is still buffered for stdout nowhere: its reader is gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _only_broken_pipes(exc: BaseException) -> bool:
+    """Whether ``exc`` is a closed stdout (alone, or all a task group's errors)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_broken_pipes(inner) for inner in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "emulator":
         # The emulator owns its options; hand it the rest of the line unchanged.

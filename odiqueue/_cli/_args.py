@@ -1,7 +1,8 @@
 """The command line's arguments: the parser, the options every command shares, exit codes.
 
 Exit codes: 0 all saved, 1 some items (or the job) failed, 2 usage or input error, 3 fatal
-API error (key, credits, permission), 4 stopped at a budget cap, 130 interrupted.
+API error (key, credits, permission), 4 stopped at a budget cap, 130 interrupted,
+141 output closed early (a pipe).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from odiqueue._config import (
     DEFAULT_MAX_JOB_RETRIES,
     DEFAULT_MODEL,
     PRESETS,
+    VERSION,
 )
 from odiqueue._prices import ENV_PRICES
 from odiqueue._request import PARAMETERS, ImageRequest
@@ -27,6 +29,7 @@ __all__ = [
     "EXIT_FATAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_OUTPUT_CLOSED",
     "EXIT_USAGE",
     "client_for",
     "parser",
@@ -39,6 +42,8 @@ EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
 EXIT_BUDGET: Final = 4
 EXIT_INTERRUPTED: Final = 130
+#: What a shell reports for a tool ended by SIGPIPE (128 + 13): the output was closed early.
+EXIT_OUTPUT_CLOSED: Final = 141
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -86,6 +91,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="API base URL, overriding --provider (default: $ODIQUEUE_BASE_URL if set)",
     )
     group.add_argument("--model", default=DEFAULT_MODEL, help="model name on the queue")
+    group.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, ignoring HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,9 +107,10 @@ def parser() -> argparse.ArgumentParser:
         "  odiqueue generate examples/products.csv --out out --emulator\n"
         "Exit codes: 0 all saved, 1 some failed, 2 usage or input error, "
         "3 fatal API error (key, credits), 4 stopped at --max-images or --max-cost, "
-        "130 interrupted.",
+        "130 interrupted, 141 output closed early.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"odiqueue {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser(
@@ -224,4 +235,5 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         provider=None if args.base_url else args.provider,
         base_url=args.base_url,
         model=args.model,
+        trust_env=not args.no_proxy,
     )

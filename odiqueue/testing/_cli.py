@@ -5,7 +5,7 @@ importing ``__main__`` early, which ``python -m`` would warn about.
 
 Example::
 
-    python -m odiqueue.testing --port 8000 --workers 8 --job-seconds 20 --time-scale 0.05
+    odiqueue emulator --port 8000 --workers 8 --job-seconds 20 --time-scale 0.05
     curl http://127.0.0.1:8000/_emulator/stats
 """
 
@@ -40,9 +40,9 @@ __all__ = ["build_parser", "config_from_args", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m odiqueue.testing``."""
+    """The command line of ``odiqueue emulator`` (also ``python -m odiqueue.testing``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m odiqueue.testing",
+        prog="odiqueue emulator",
         description="Serve a local emulator of the gpt_image_1 queue API and its image CDN.",
     )
     add = parser.add_argument
