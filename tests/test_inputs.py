@@ -162,3 +162,12 @@ def test_a_reading_flag_that_does_not_apply_is_refused(
     source.write_text("prompt\n", "utf-8")
     with pytest.raises(InputError, match=said):
         read_products(source, defaults={}, options=ListOptions(read=settings))
+
+
+def test_a_cell_over_128_kib_is_read(tmp_path: Path) -> None:
+    """A product description larger than the csv module's default cell limit (an HTML body
+    with an embedded image) is read, not a traceback."""
+    source = tmp_path / "p.csv"
+    source.write_text("id,prompt,Body (HTML)\na,a mug," + "x" * 300_000 + "\n", "utf-8")
+    ((row, item),) = read_items(source, defaults={})
+    assert (row, item.key, item.request.prompt) == (2, "a", "a mug")

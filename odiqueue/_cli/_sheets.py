@@ -30,6 +30,9 @@ SUFFIXES: Final = (".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".xlsm")
 DELIMITERS: Final = (",", ";", "\t", "|")
 _SNIFF_CHARS: Final = 64 * 1024
 _SNIFF_RECORDS: Final = 50
+#: The longest cell read (the csv module's default limit is 128 KiB).
+_MAX_CELL: Final = 64 * 1024 * 1024
+_NUL_STAND_IN: Final = "\U0010fffe"
 
 
 @attrs.frozen(kw_only=True)
@@ -117,6 +120,13 @@ def _check_settings(path: Path, suffix: str, settings: ReadSettings) -> None:
 def _records(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
     """Each record with the line it starts on. The csv module reads the line ends itself,
     so a quoted cell keeps its line breaks."""
+    # Python 3.10's csv module stops at a NUL: it stands in as a noncharacter while the
+    # cells are split, so the row that holds it is named (``_products`` refuses it).
+    nul = "\x00" in text
+    if nul:
+        text = text.replace("\x00", _NUL_STAND_IN)
+    if csv.field_size_limit() < _MAX_CELL:
+        csv.field_size_limit(_MAX_CELL)  # a product description may embed a whole image
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     while True:
         number = reader.line_num + 1
@@ -126,6 +136,8 @@ def _records(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
             raise InputError(f"line {number}: cannot be read as CSV ({exc})") from None
         if record is None:
             return
+        if nul:
+            record = [cell.replace(_NUL_STAND_IN, "\x00") for cell in record]
         if any(cell.strip() for cell in record):
             yield number, record
 
