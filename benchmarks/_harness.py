@@ -28,7 +28,16 @@ class EmulatorProcess:
     def __init__(self, flags: list[str]) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/model"
-        command = [sys.executable, "-m", "odiqueue.testing", "--port", str(self.port), *flags]
+        # --same-images: the figures are the clients' work, not the emulator drawing pictures.
+        command = [
+            sys.executable,
+            "-m",
+            "odiqueue.testing",
+            "--port",
+            str(self.port),
+            "--same-images",
+            *flags,
+        ]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
     def __enter__(self) -> EmulatorProcess:

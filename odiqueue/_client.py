@@ -252,7 +252,7 @@ class AsyncClient:
             reply.data, self._endpoints.job_urls, reply.provider_request_id
         )
         urls = (handle.status_url, handle.response_url, handle.cancel_url)
-        if not all(self._transport.trusts(url) for url in urls):
+        if not all(self._transport.routes.trusts(url) for url in urls):
             # The key is never sent to a foreign origin: the job is followed through the
             # API's own documented endpoints instead.
             log.warning(
@@ -501,7 +501,9 @@ class AsyncClient:
         """The job's handle and its URL ``what``, refused if it points away from the API."""
         handle = self._handle(job)
         raw: str = getattr(handle, what)
-        return handle, self._transport.check_api_url(raw, what=what, request_id=handle.request_id)
+        return handle, self._transport.routes.check_api_url(
+            raw, what=what, request_id=handle.request_id
+        )
 
     async def _cancel_quietly(self, handle: JobHandle) -> None:
         with anyio.move_on_after(10, shield=True):

@@ -38,12 +38,10 @@ from odiqueue._config import (
     Secret,
     Timeouts,
     is_loopback,
-    origin_of,
     parse_url,
 )
 from odiqueue._errors import (
     APIError,
-    ConfigurationError,
     ConnectError,
     DecodeError,
     ImageDownloadError,
@@ -55,8 +53,9 @@ from odiqueue._errors import (
     UnsafeURLError,
     error_from_reply,
 )
-from odiqueue._proxy import Proxy, ProxySettings
+from odiqueue._proxy import ProxySettings
 from odiqueue._retry import Call, Retrier, Retryable
+from odiqueue._trust import Routes
 
 __all__ = ["Reply", "Transport"]
 
@@ -74,7 +73,6 @@ _METHODS: Final[dict[Call, str]] = {
 }
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
-_PROXY_CHOICES_KEPT: Final = 256
 
 
 @attrs.frozen
@@ -107,18 +105,12 @@ class Transport:
         # A server may quote the key back in an error ("invalid token sk-..."): such a body
         # is shown to people (messages, logs, failed.csv), so the key is cut out first.
         self._key = (api_key.reveal().encode(), str(api_key).encode())
-        self._trusted = {origin_of(api_origin)}
-        # The API's own URLs, as this client writes them, start with this: such a URL is
-        # trusted without parsing it (what follows the first "/" cannot change the origin).
-        self._own_prefix = f"{api_origin.origin()}/"
-        self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        #: Which URLs may receive the key, and through which proxy a request goes.
+        self.routes = Routes(api_origin, allowed_hosts, proxies)
         self._timeouts = timeouts
         self._limits = limits
         self.retrier = Retrier(retry, rng)
         self._user_agent = user_agent
-        self._proxies = proxies if proxies is not None and not proxies.empty else None
-        # The choice per origin: NO_PROXY's rules cost tens of µs, a lookup well under one.
-        self._proxy_of: dict[tuple[str, str | None, int | None], Proxy | None] = {}
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
@@ -145,60 +137,6 @@ class Transport:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
-
-    # --- where the key may go ------------------------------------------------------------
-
-    def proxy_for(self, url: URL) -> Proxy | None:
-        """The proxy a request to ``url`` goes through (None: directly)."""
-        if self._proxies is None:
-            return None
-        origin = (url.scheme, url.host, url.port)
-        try:
-            return self._proxy_of[origin]
-        except KeyError:
-            if len(self._proxy_of) >= _PROXY_CHOICES_KEPT:
-                self._proxy_of.clear()  # many image hosts: start over rather than grow
-            chosen = self._proxy_of[origin] = self._proxies.for_url(url)
-            return chosen
-
-    def is_trusted(self, url: URL) -> bool:
-        """Whether ``url`` may receive the API key: the API's origin or an allowed host.
-
-        An allowed host is trusted over https, or over http only on loopback.
-        """
-        if origin_of(url) in self._trusted:
-            return True
-        host = (url.host or "").lower()
-        named = host in self._allowed_hosts or f"{host}:{url.port}" in self._allowed_hosts
-        return named and (url.scheme == "https" or (url.scheme == "http" and is_loopback(host)))
-
-    def trusts(self, raw: str) -> bool:
-        """:meth:`is_trusted` for a URL as text (one that does not parse is not trusted)."""
-        if raw.startswith(self._own_prefix):
-            return True
-        try:
-            return self.is_trusted(parse_url(raw))
-        except ValueError:
-            return False
-
-    def check_api_url(self, raw: str, *, what: str, request_id: str | None) -> URL:
-        """Refuse a status/response/cancel URL that points away from the API."""
-        try:
-            url = parse_url(raw)
-            if raw.startswith(self._own_prefix):
-                return url
-            trusted = url.is_absolute() and self.is_trusted(url)
-        except ValueError:
-            raise DecodeError(
-                f"the server gave a {what} that is not a URL: {raw[:80]!r}", request_id=request_id
-            ) from None
-        if not trusted:
-            raise UnsafeURLError(
-                f"the server gave a {what} on another origin ({url.scheme}://{url.host}): "
-                "refused so the API key is not sent there; pass allowed_hosts=[...] to trust it",
-                request_id=request_id,
-            )
-        return url
 
     # --- one call with retries -----------------------------------------------------------
 
@@ -330,16 +268,19 @@ class Transport:
         if session is None:
             raise RuntimeError("transport used after close")  # the client checks first
         for _ in range(_MAX_REDIRECTS + 1):
-            headers = dict(self._auth) if self.is_trusted(url) else {}
+            headers = dict(self._auth) if self.routes.is_trusted(url) else {}
             if payload is not None:
                 headers["Content-Type"] = "application/json"
-            proxy = self.proxy_for(url)
-            if proxy is None:
-                response = await session.request(
-                    method, url, data=payload, headers=headers, allow_redirects=False
-                )
-            else:
-                response = await self._via_proxy(session, proxy, method, url, payload, headers)
+            proxy, proxy_headers = self.routes.through(url, headers)
+            response = await session.request(
+                method,
+                url,
+                data=payload,
+                headers=headers,
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+            )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
                 return response
@@ -361,40 +302,6 @@ class Transport:
             if response.status == 303:
                 method, payload = "GET", None
         raise APIError(f"more than {_MAX_REDIRECTS} redirects", request_id=request_id)
-
-    async def _via_proxy(
-        self,
-        session: aiohttp.ClientSession,
-        proxy: Proxy,
-        method: str,
-        url: URL,
-        payload: bytes | None,
-        headers: dict[str, str],
-    ) -> aiohttp.ClientResponse:
-        """Send a request through ``proxy``: https inside a CONNECT tunnel, so the proxy
-        sees only the host and port; plain http in the open, so never with the key."""
-        proxy_headers = None
-        if url.scheme == "https":
-            if proxy.authorization is not None:
-                proxy_headers = {"Proxy-Authorization": proxy.authorization}
-        else:
-            if "Authorization" in headers:
-                raise ConfigurationError(
-                    f"refusing to send the API key to {url.scheme}://{url.host}:{url.port} "
-                    f"through the proxy {proxy}: over plain http the proxy would read it. "
-                    "Use https, list the host in NO_PROXY, or pass trust_env=False"
-                )
-            if proxy.authorization is not None:
-                headers["Proxy-Authorization"] = proxy.authorization
-        return await session.request(
-            method,
-            url,
-            data=payload,
-            headers=headers,
-            allow_redirects=False,
-            proxy=proxy.url,
-            proxy_headers=proxy_headers,
-        )
 
     async def _read_capped(
         self, response: aiohttp.ClientResponse, cap: int, request_id: str | None
@@ -433,7 +340,7 @@ class Transport:
         """
         if url.scheme not in ("http", "https"):
             raise UnsafeURLError(f"image URL scheme {url.scheme!r} is not http(s)")
-        if url.scheme == "http" and not is_loopback(url.host or "") and self.is_trusted(url):
+        if url.scheme == "http" and not is_loopback(url.host or "") and self.routes.is_trusted(url):
             raise UnsafeURLError("refusing to send the API key over plain http")
         try:
             response = await self._send("GET", url, None, request_id)

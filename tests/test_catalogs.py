@@ -597,3 +597,22 @@ async def test_library_refuses_names_equal_once_folded(tmp_path: Path) -> None:
     assert "straße" in str(results["a"].paths[0])
     assert not results["b"].ok
     assert "STRASSE.png" in str(results["b"].error)
+
+
+async def test_results_table_gives_back_a_cp1251_list_as_written(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """The folder's results.csv gives back each row of a ``;`` cp1251 list with its cells as
+    written: the input is read again with the run's own --encoding."""
+    source = text_file(tmp_path / "ru.csv", RUSSIAN, delimiter=";", encoding="cp1251")
+    out = tmp_path / "out"
+    code, _, err = await generate(
+        emu, source, out, "--template", RUSSIAN_TEMPLATE, "--encoding", "cp1251"
+    )
+    assert code == 0, err
+    with (out / "results.csv").open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["Артикул"], r["Название"], r["status"]) for r in rows] == [
+        ("KR-101", "кружка", "saved"),
+        ("KR-102", "чайник", "saved"),
+    ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,16 +18,25 @@ from odiqueue._sink import (
     remove_parts,
     write_atomic,
 )
-from odiqueue.testing._images import render
 
 pytestmark = pytest.mark.anyio
 
 SIZES = [100, INLINE_BYTES, INLINE_BYTES + 1, 3 * FLUSH_BYTES + 7]
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def png_of(size: int, width: int = 1) -> bytes:
-    """A whole PNG of exactly ``size`` bytes (padded with a chunk decoders skip)."""
-    data = render("png", width, 1, False, size)
+    """A whole grey PNG ``width`` pixels wide of exactly ``size`` bytes (padded with a
+    private chunk that decoders skip)."""
+    head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, 1, 8, 0, 0, 0, 0))
+    body = _chunk(b"IDAT", zlib.compress(b"\x00" + b"\x80" * width))
+    end = _chunk(b"IEND", b"")
+    padding = size - len(head) - len(body) - len(end) - 12
+    assert padding >= 0, f"{size} bytes is too small for a PNG"
+    data = head + _chunk(b"paDd", b" " * padding) + body + end
     assert len(data) == size
     return data
 

@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST_NAME", "Journal", "KeyState", "failure_fields"]
+__all__ = ["MANIFEST_NAME", "Journal", "KeyState", "failure_fields", "read_manifest"]
 
 log = logging.getLogger("odiqueue")
 
@@ -57,8 +57,11 @@ class KeyState:
     error: str | None = None
     error_type: str | None = None
     permanent: bool = False
-    #: The request the job was submitted with (as sent), when a line recorded it.
+    #: The request the job was submitted with (as sent), when a line recorded it; kept
+    #: past a failure so that a report can still show what was asked.
     request: Mapping[str, Any] | None = None
+    #: The job's estimated cost, when a line recorded one.
+    estimated_cost: float | None = None
 
 
 def failure_fields(error: OdiqueueError, permanent: bool) -> dict[str, Any]:
@@ -162,24 +165,42 @@ class Journal:
                 # A torn last line from a killed process: drop it so appends start clean.
                 log.warning("dropping a torn last line of %s", self.path)
                 f.truncate(end)
-        states: dict[str, KeyState] = {}
-        for number, raw in enumerate(data[:end].splitlines(), 1):
-            try:
-                line = json.loads(raw)
-                _apply(states, line)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("skipping unreadable line %d of %s: %s", number, self.path, exc)
-        yield from states.items()
+        yield from _parse(data[:end], self.path).items()
+
+
+def read_manifest(out_dir: Path) -> dict[str, KeyState]:
+    """What the manifest of ``out_dir`` records, read without the lock and without changing
+    the file, so that a report can be made while a batch is still writing it (a line being
+    appended just now is left for the next read). Empty when there is no manifest."""
+    path = out_dir / MANIFEST_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    return _parse(data[: data.rfind(b"\n") + 1], path)
+
+
+def _parse(data: bytes, path: Path) -> dict[str, KeyState]:
+    states: dict[str, KeyState] = {}
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = json.loads(raw)
+            _apply(states, line)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("skipping unreadable line %d of %s: %s", number, path, exc)
+    return states
 
 
 def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
     key, event = line["key"], line["event"]
     state = states.get(key)
+    cost = line.get("estimated_cost", state.estimated_cost if state else None)
     if event == "intent":
         if state is None:
-            states[key] = KeyState("intent", attempt=line.get("attempt", 1))
+            states[key] = KeyState("intent", attempt=line.get("attempt", 1), estimated_cost=cost)
         else:
             state.stage, state.attempt = "intent", line.get("attempt", state.attempt + 1)
+            state.estimated_cost = cost
     elif event == "submitted":
         handle = JobHandle(
             request_id=line["request_id"],
@@ -192,11 +213,14 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             attempt=line.get("attempt", 1),
             handle=handle,
             request=line.get("request"),
+            estimated_cost=cost,
         )
     elif event == "saved":
         prior = state.handle if state else None
         request = state.request if state else None
-        states[key] = KeyState("saved", handle=prior, files=tuple(line["files"]), request=request)
+        states[key] = KeyState(
+            "saved", handle=prior, files=tuple(line["files"]), request=request, estimated_cost=cost
+        )
     elif event in ("failed", "cancelled"):
         prior_attempt = state.attempt if state else 0
         states[key] = KeyState(
@@ -206,6 +230,8 @@ def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:
             error=line.get("error"),
             error_type=line.get("error_type"),
             permanent=bool(line.get("permanent")),
+            request=state.request if state else None,
+            estimated_cost=cost,
         )
     else:
         raise ValueError(f"unknown event {event!r}")

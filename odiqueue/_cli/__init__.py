@@ -20,6 +20,7 @@ from odiqueue._cli._args import (
     EXIT_USAGE,
     parser,
 )
+from odiqueue._cli._gallery import run_report
 from odiqueue._cli._generate import run_generate
 from odiqueue._cli._single import single_job
 from odiqueue._errors import OdiqueueError
@@ -84,6 +85,8 @@ def _run(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(args_list)
     if args.command == "generate":
         return run_generate(args)
+    if args.command == "report":
+        return run_report(args.out)
     try:
         return anyio.run(single_job, args)
     except ValueError as exc:

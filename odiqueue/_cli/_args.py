@@ -214,6 +214,15 @@ def parser() -> argparse.ArgumentParser:
             default="text",
             help="what to print: words, a JSON object, the id, or the URL(s)",
         )
+    report = commands.add_parser(
+        "report",
+        help="rebuild a batch's index.html and results.csv from its output folder",
+        description="Rebuild DIR/index.html (a page to review the batch) and DIR/results.csv "
+        "(one line per input row) from DIR/manifest.jsonl. `generate` writes both after "
+        "every run; this remakes them, e.g. while another process runs the batch.",
+        formatter_class=_Formatter,
+    )
+    report.add_argument("out", type=Path, metavar="DIR", help="the output folder of a batch")
     commands.add_parser(
         "emulator",
         help="serve the local emulator of the API (see: odiqueue emulator --help)",

@@ -27,6 +27,7 @@ from odiqueue._cli._args import (
 )
 from odiqueue._cli._bar import make_view
 from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced_under_cap
+from odiqueue._cli._gallery import GalleryUpdater, write_after_run
 from odiqueue._cli._list_options import list_options
 from odiqueue._cli._products import (
     ROW_NAME_TEMPLATE,
@@ -35,6 +36,7 @@ from odiqueue._cli._products import (
     RowProblem,
     read_products,
 )
+from odiqueue._cli._report import record_input
 from odiqueue._config import ENV_API_KEY, resolve_api_key
 from odiqueue._errors import (
     BudgetExceededError,
@@ -163,6 +165,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
     retried = 0
     cost = 0.0
     stopped_by: BudgetExceededError | None = None
+    holds_folder = False
     async with AsyncExitStack() as stack:
         key = None
         if args.emulator:
@@ -180,6 +183,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
         async with anyio.create_task_group() as group:
             stop = _Interrupt(group.cancel_scope)
             group.start_soon(stop.watch)
+            page = GalleryUpdater(args.out)
             try:
                 async with client.generate_many(
                     (item for _, item in rows),
@@ -197,6 +201,11 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                     prices=args.price_table,
                     on_progress=view.progress,
                 ) as outcomes:
+                    # The folder is ours now (its lock is held): record which row is which.
+                    await anyio.to_thread.run_sync(
+                        record_input, args.out, args.input, rows, list_options(args).read
+                    )
+                    holds_folder = True
                     async for outcome in outcomes:
                         row = rows[outcome.index][0]
                         if isinstance(outcome.error, BudgetExceededError):
@@ -205,6 +214,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                             counts["not_submitted"] += 1
                             continue
                         view.outcome(outcome, row)
+                        page.poke(group)
                         counts["polls"] += outcome.polls
                         if outcome.ok:
                             counts["saved"] += 1
@@ -216,10 +226,13 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
             except OdiqueueError as exc:
                 fatal = exc
             group.cancel_scope.cancel()
+    review = write_after_run(args.out) if holds_folder else None
     if stop.fired:
         print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     _write_failures(args.out, failures, products.skipped)
+    if review is not None:
+        view.message(review)
     view.summary(
         {
             **counts,

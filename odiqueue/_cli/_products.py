@@ -16,9 +16,10 @@ from typing import Any, Final
 
 import attrs
 
+from odiqueue._cli import _sheets
 from odiqueue._cli._catalogs import Catalog, Identity
 from odiqueue._cli._fields import Columns, MissingCell, Template
-from odiqueue._cli._sheets import ReadSettings, read_table
+from odiqueue._cli._sheets import ReadSettings
 from odiqueue._cli._table import InputError, RowProblem, short
 from odiqueue._errors import InvalidParameterError
 from odiqueue._models import BatchItem
@@ -33,6 +34,7 @@ __all__ = [
     "RowProblem",
     "read_items",
     "read_products",
+    "read_table",
 ]
 
 #: Columns that set a request parameter (its name, or its short name), to the field.
@@ -87,7 +89,7 @@ def read_products(
     half-checked.
     """
     options = options or ListOptions()
-    table = read_table(path, options.read)
+    table = _sheets.read_table(path, options.read)
     source = path.name
     plan = _Plan.of(table.header, source, options, has_rows=bool(table.rows))
     notes = list(table.notes)
@@ -348,6 +350,24 @@ def _file_names(item: BatchItem) -> list[str]:
         ).name
         for index in range(count)
     ]
+
+
+def read_table(
+    path: Path, settings: ReadSettings | None = None
+) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """The rows of ``path`` as written, for tables that give them back to the user: the
+    columns in file order (headers as written) and each row's cells by row number. Rows are
+    not checked here (:func:`read_products` does that); unreadable ones are left out."""
+    table = _sheets.read_table(path, settings)
+    named = [(at, name) for at, name in enumerate(table.header) if name]
+    columns = list(dict.fromkeys(name for _, name in named))
+    rows = []
+    for number, cells in table.rows:
+        row: dict[str, Any] = {}
+        for at, name in named:
+            row.setdefault(name, cells[at])  # a repeated column name: the first one
+        rows.append((number, row))
+    return columns, rows
 
 
 def _coerce(number: int, column: str, field: str, value: Any, problems: list[RowProblem]) -> Any:

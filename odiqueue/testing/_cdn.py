@@ -7,18 +7,22 @@ holds the encoded files and writes them out without copying them per request.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 from aiohttp import web
 
-from odiqueue.testing._images import render
+from odiqueue.testing._images import Look, render
 from odiqueue.testing._replies import ImageSpec
 
 __all__ = ["ImageStore", "stream"]
 
 _CHUNK = 256 * 1024
 
-#: ``(output_format, width, height, alpha, pad_to)``: everything that changes the file.
-ImageKey = tuple[str, int, int, bool, int | None]
+#: ``(output_format, width, height, alpha, pad_to, look)``: everything that changes the file.
+ImageKey = tuple[str, int, int, bool, int | None, Look]
+
+#: Files kept: each job's own image is asked for about twice (result, then download).
+_KEPT = 256
 
 
 class ImageStore:
@@ -26,14 +30,16 @@ class ImageStore:
 
     def __init__(self, image_bytes: int | None) -> None:
         self._pad_to = image_bytes
-        self._files: dict[ImageKey, bytes] = {}
+        self._files: OrderedDict[ImageKey, bytes] = OrderedDict()
         self._drawing: dict[ImageKey, asyncio.Future[bytes]] = {}
 
-    async def get(self, spec: ImageSpec) -> bytes:
-        """The file for an image spec; PillowMissingError for jpeg or webp without Pillow."""
-        key: ImageKey = (*spec, self._pad_to)
+    async def get(self, spec: ImageSpec, look: Look = Look.PLAIN) -> bytes:
+        """The file for an image spec and look; PillowMissingError for jpeg or webp without
+        Pillow."""
+        key: ImageKey = (*spec, self._pad_to, look)
         data = self._files.get(key)
         if data is not None:
+            self._files.move_to_end(key)
             return data
         drawing = self._drawing.get(key)
         if drawing is None:
@@ -45,6 +51,8 @@ class ImageStore:
         # shield: a client giving up must not cancel the drawing other requests wait on.
         data = await asyncio.shield(drawing)
         self._files[key] = data
+        if len(self._files) > _KEPT:
+            self._files.popitem(last=False)
         return data
 
 

@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pad each image to about this size (default: natural size)",
     )
     add(
+        "--same-images",
+        action="store_true",
+        help="one image per format and size, drawn once (default: each job its own colours "
+        "and the start of its prompt)",
+    )
+    add(
         "--fail-rate",
         type=float,
         default=0.0,
@@ -216,6 +222,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         not_ready_style=args.not_ready_style,
         result_shape=args.result_shape,
         image_bytes=args.image_bytes,
+        same_images=args.same_images,
         faults=faults,
     )
 

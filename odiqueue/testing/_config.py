@@ -250,5 +250,8 @@ class EmulatorConfig:
     result_shape: ResultShape = attrs.field(default="outputs", validator=_literal(RESULT_SHAPES))
     #: Pad every image to about this many bytes (png, jpeg, webp), or None for natural size.
     image_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    #: One image per format and size for every job, drawn once (for benchmarks), instead of
+    #: each job's own colours and the start of its prompt.
+    same_images: bool = False
     #: Injected failures.
     faults: Faults = attrs.field(factory=Faults)

@@ -21,7 +21,13 @@ from aiohttp import web
 from odiqueue.testing._cdn import ImageStore, stream
 from odiqueue.testing._config import EmulatorConfig, Faults
 from odiqueue.testing._faults import REFUSALS, FaultPicker, drop_connection, refusal, send_truncated
-from odiqueue.testing._images import CONTENT_TYPES, EXTENSIONS, PillowMissingError
+from odiqueue.testing._images import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    Look,
+    PillowMissingError,
+    look_of,
+)
 from odiqueue.testing._params import json_error, validate
 from odiqueue.testing._replies import ImageSpec, Replies, image_spec, new_request_id
 from odiqueue.testing._scheduler import JobTable
@@ -292,7 +298,7 @@ class Emulator:
         if job.error_type is not None:
             return _json(200, replies.failed_result(job), gateway_id)
         try:
-            image = await self._store.get(image_spec(job.params))
+            image = await self._store.get(image_spec(job.params), self._look(job))
         except PillowMissingError as exc:
             return _json(500, {"error": str(exc)}, gateway_id)
         return _json(200, replies.result(job, image), gateway_id)
@@ -319,11 +325,12 @@ class Emulator:
                     return drop_connection(request)
                 if fault in REFUSALS:
                     return refusal(fault, self._config.faults, f"cdn_{stats.requests['image']:04x}")
-            spec = self._image_spec_for(request)
-            if spec is None:
+            found = self._image_for(request)
+            if found is None:
                 return web.Response(status=404, text="Not Found")
+            spec, look = found
             try:
-                data = await self._store.get(spec)
+                data = await self._store.get(spec, look)
             except PillowMissingError as exc:
                 return web.Response(status=500, text=str(exc))
             content_type = CONTENT_TYPES[spec[0]]
@@ -335,7 +342,7 @@ class Emulator:
         finally:
             stats.request_finished("image")
 
-    def _image_spec_for(self, request: web.Request) -> ImageSpec | None:
+    def _image_for(self, request: web.Request) -> tuple[ImageSpec, Look] | None:
         job = self._table.get(request.match_info["request_id"])
         self._table.advance(time.monotonic())
         if job is None or not job.succeeded:
@@ -344,7 +351,11 @@ class Emulator:
         index, dot, extension = request.match_info["name"].partition(".")
         if not (dot and index.isdigit() and extension == EXTENSIONS[spec[0]]):
             return None
-        return spec if int(index) < job.params.get("n", 1) else None
+        return (spec, self._look(job)) if int(index) < job.params.get("n", 1) else None
+
+    def _look(self, job: JobRecord) -> Look:
+        """The job's own colours and label, so that a demo's images can be told apart."""
+        return Look.PLAIN if self._config.same_images else look_of(job.params)
 
     async def _control_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats.to_json())
