@@ -7,7 +7,7 @@
 """
 
 from odiqueue._backoff import instant_waits
-from odiqueue._batch import Batch, Progress
+from odiqueue._batch import Batch, Progress, StopReport
 from odiqueue._client import AsyncClient
 from odiqueue._config import VERSION as __version__  # noqa: F401 (re-exported, unlisted)
 from odiqueue._config import (
@@ -121,6 +121,7 @@ __all__ = [
     "SavedFile",
     "ServerError",
     "Size",
+    "StopReport",
     "SubmissionUncertainError",
     "Succeeded",
     "Timeouts",

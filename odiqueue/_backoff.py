@@ -148,7 +148,7 @@ def poll_delay(
     ``initial``) to ``policy.maximum``. A queued
     job with ``position`` jobs ahead waits at least ``position * seconds_per_position``. The
     result is spread by ``policy.jitter`` and never exceeds ``policy.maximum``. (A batch
-    knows more about its jobs and plans with ``_planner.next_poll``, which falls back here.)
+    knows more about its jobs and plans with ``_plan.next_poll``, which falls back here.)
     """
     growth = policy.multiplier if multiplier is None else multiplier
     base = (policy.initial if initial is None else initial) * growth ** min(polls, 64)

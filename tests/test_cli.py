@@ -240,19 +240,6 @@ async def test_sigint_then_rerun_pays_nothing_twice(tmp_path: Path) -> None:
     assert len(image_files(out)) == 40
 
 
-async def test_sigint_cancels_in_flight_jobs(tmp_path: Path) -> None:
-    """Ctrl-C cancels the jobs in flight on the server; a rerun resubmits only those."""
-    async with Emulator(EmulatorConfig(workers=4)) as emu:
-        out, args = await _interrupt_midway(emu, tmp_path)
-        cancelled = sum(1 for j in emu.stats.jobs.values() if j.cancelled)
-        assert cancelled > 0
-        with anyio.fail_after(60):
-            rerun = await anyio.run_process(args, env=env(), check=False)
-        assert rerun.returncode == 0
-        assert emu.stats.requests["submit"] == 40 + cancelled
-    assert len(image_files(out)) == 40
-
-
 async def test_single_job_commands(emu: Emulator, tmp_path: Path) -> None:
     """submit prints the id; status, result and cancel take it, with stable --output."""
     code, stdout, _ = await odiqueue(

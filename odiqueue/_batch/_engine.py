@@ -3,12 +3,12 @@
 Data flow, ``max_in_flight`` workers in one task group scoped to the ``async with``, each
 carrying one item at a time::
 
-    items --(read lazily, by whichever worker is free)--> worker
-        worker: ``_intake`` (key, what an earlier run recorded, free file names)
-                  -> [rate limiter] intent line -> POST -> submitted line
-                  -> status polls (``_poller``: shared limiter, planned by ``_planner``)
-                  -> result -> each image streamed to disk (``_collector``, ``_sink``)
-                  -> saved/failed line
+    items --(read lazily, by whichever worker is free: ``_items``)--> worker
+        worker: ``_admit`` (key, what an earlier run recorded, free file names)
+                  -> ``_carry``: [budget, rate limiter] intent line -> POST -> submitted line
+                  -> status polls (``_poll``: shared limiter, planned by ``_plan``)
+                  -> result -> each image streamed to disk (``_save``, core ``_sink``)
+                  -> saved/failed line (``_manifest``)
                   -> Outcome --(bounded stream)--> the caller's ``async for``
 
 One job's failure becomes that job's :class:`Outcome`; it never cancels the others. A fatal
@@ -19,49 +19,35 @@ for finish, then is raised once every outcome has been delivered. So does a bad 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from odiqueue import _backoff, _wire
+from odiqueue import _backoff
 from odiqueue._batch import _throttle
 from odiqueue._batch._admit import Intake
 from odiqueue._batch._budget import Budget
+from odiqueue._batch._carry import Carrier
 from odiqueue._batch._items import Feed
-from odiqueue._batch._jobs import LiveJobs, Work
-from odiqueue._batch._manifest import Journal, failure_fields
-from odiqueue._batch._notfound import Unknown
-from odiqueue._batch._patience import submit_patiently
+from odiqueue._batch._jobs import LiveJobs
+from odiqueue._batch._manifest import Journal
 from odiqueue._batch._poll import Poller
-from odiqueue._batch._progress import Progress, Stage, Tally
+from odiqueue._batch._progress import Progress, Tally
 from odiqueue._batch._save import Collector
+from odiqueue._batch._stop import DEFAULT_STOP_GRACE, Stopper, StopReport
 from odiqueue._batch._throttle import RateLimiter
 from odiqueue._config import BatchOptions
 from odiqueue._errors import (
-    PERMANENT_ERROR_TYPES,
-    BudgetExceededError,
     ConfigurationError,
-    ContentPolicyError,
-    DeadlineExceededError,
-    ImageDownloadError,
-    InvalidRequestError,
-    JobCancelledError,
-    JobError,
-    JobFailedError,
-    NotFoundError,
-    OdiqueueError,
-    OutputFileError,
-    SubmissionUncertainError,
 )
-from odiqueue._models import Item, JobStatus, Outcome, Queued, Succeeded, failure_of
+from odiqueue._models import Item, Outcome
 from odiqueue._sink import remove_parts
 
 if sys.version_info < (3, 11):
@@ -75,16 +61,13 @@ __all__ = ["Batch"]
 log = logging.getLogger("odiqueue")
 
 
-#: Errors after which the job is over on the server: a rerun submits the item again.
-_JOB_ENDED: Final = (JobFailedError, JobCancelledError, DeadlineExceededError, NotFoundError)
-
-
 class Batch:
     """A running batch: ``async with`` it, then ``async for`` its outcomes.
 
     Leaving the ``async with`` early (``break``, an exception, task cancellation, Ctrl-C)
     cancels every unfinished job on the server (unless ``keep_remote``) within
-    ``cancel_timeout`` seconds; the manifest keeps everything needed to resume.
+    ``cancel_timeout`` seconds; the manifest keeps everything needed to resume. To stop
+    without throwing paid work away, call :meth:`stop` and keep reading the outcomes.
     """
 
     def __init__(
@@ -109,12 +92,24 @@ class Batch:
         self._rate = RateLimiter(options.submit_rate, options.submit_burst)
         self._rng = random.Random()
         self._live = LiveJobs(client, self._journal, options.cancel_timeout)
+        self._stopper = Stopper(client, self._live, keep_remote=options.keep_remote)
         self._tally = Tally(on_progress)
         self._budget = Budget(options, client.model)
-        self._fatal: OdiqueueError | None = None
         self._bad_input: Exception | None = None
         self._task_group: TaskGroup | None = None
         self._intake = Intake(out_dir, options, self._collector, self._live, self._tally)
+        self._carrier = Carrier(
+            client,
+            options,
+            journal=self._journal,
+            live=self._live,
+            poller=self._poller,
+            collector=self._collector,
+            rate=self._rate,
+            tally=self._tally,
+            budget=self._budget,
+            stopper=self._stopper,
+        )
 
     # --- the caller's side -----------------------------------------------------------------
 
@@ -168,8 +163,8 @@ class Batch:
         try:
             return await _throttle.receive(self._receive)
         except anyio.EndOfStream:
-            if self._fatal is not None:
-                raise self._fatal from None
+            if self._carrier.fatal is not None:
+                raise self._carrier.fatal from None
             if self._bad_input is not None:
                 raise self._bad_input from None
             raise StopAsyncIteration from None
@@ -178,6 +173,35 @@ class Batch:
     def progress(self) -> Progress:
         """The batch's counts right now."""
         return self._tally.snapshot()
+
+    def stop(self, grace: float = DEFAULT_STOP_GRACE) -> None:
+        """Stop gracefully: submit nothing more, and end the outcomes once the jobs in
+        flight are dealt with, without paying for anything twice.
+
+        Items not yet submitted are dropped (no outcome). Jobs the server still holds in
+        its queue are cancelled (never started, so not billed), unless ``keep_remote``.
+        Running jobs are followed for up to ``grace`` seconds and saved if they finish;
+        those still running then are left on the server, not cancelled: the manifest keeps
+        their ids, so running the batch again collects them instead of submitting them
+        again. :attr:`stopped` says what was cancelled and what was left. Leaving the
+        ``async with`` before that (a second Ctrl-C) cancels the rest as usual.
+        Calling it again changes nothing. Call it from the task that reads the outcomes or
+        another task of the same event loop (e.g. a signal handler's).
+        """
+        if not grace >= 0:
+            raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        if self._task_group is None:
+            raise RuntimeError("stop() is for a batch inside its `async with`")
+        if self._stopper.requested:
+            return
+        log.info("stopping: no more submits; waiting up to %gs for running jobs", grace)
+        self._stopper.request()
+        self._task_group.start_soon(self._stopper.run, grace)
+
+    @property
+    def stopped(self) -> StopReport | None:
+        """What :meth:`stop` did (so far): None when it was not called."""
+        return self._stopper.report
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -192,297 +216,29 @@ class Batch:
     async def _worker(self, feed: Feed, send: MemoryObjectSendStream[Outcome]) -> None:
         # The worker is busy until the outcome is handed over: a caller that stops reading
         # also stops new submissions, so nothing piles up unpaid-for in memory.
+        stopper = self._stopper
         async with send:
-            while self._fatal is None and self._bad_input is None:
-                try:
-                    taken = await feed.next()
-                    if taken is None:
+            while self._carrier.fatal is None and self._bad_input is None and not stopper.requested:
+                with stopper.guard() as guard:
+                    try:
+                        taken = await feed.next()
+                        if taken is None:
+                            return
+                        work = self._intake.take(*taken)
+                    except Exception as exc:
+                        # A bad item (or an input that raises) stops the reading, not the
+                        # jobs already paid for: they finish and are delivered, then it is
+                        # raised.
+                        self._bad_input = self._bad_input or exc
                         return
-                    work = self._intake.take(*taken)
-                except Exception as exc:
-                    # A bad item (or an input that raises) stops the reading, not the jobs
-                    # already paid for: they finish and are delivered, then it is raised.
-                    self._bad_input = self._bad_input or exc
-                    return
-                if not isinstance(work, Outcome):
-                    self._tally.bump("waiting")
-                    work = await self._carry(work)
+                    if not isinstance(work, Outcome):
+                        guard.work = work
+                        self._tally.bump("waiting")
+                        work = await self._carrier.carry(work)
+                if guard.scope.cancelled_caught:
+                    return  # dropped by a graceful stop (see ``_stop``)
                 self._tally.changed()
                 await _throttle.send(send, work)
-
-    # --- one job ---------------------------------------------------------------------------
-
-    async def _carry(self, work: Work) -> Outcome:
-        options = self._options
-        unknown: Unknown | None = None  # a spell of 404s for a job this run created
-        while True:
-            if work.handle is None:
-                if self._fatal is not None:
-                    self._shift(work, "failed")
-                    return work.outcome(error=self._fatal)
-                try:
-                    await self._submit(work)
-                except OdiqueueError as exc:
-                    if not isinstance(exc, (SubmissionUncertainError, BudgetExceededError)):
-                        self._budget.give_back(work.request, work.estimate)  # no job, no bill
-                    return self._fail(work, exc)
-                finally:
-                    self._tally.cost = self._budget.cost
-            assert work.handle is not None
-            try:
-                with self._deadline(work):
-                    status = await self._follow(work)
-            except TimeoutError:
-                cancelled, finished = await self._live.past_deadline(work.handle, work.key)
-                if finished is None:
-                    # Only a cancel the server confirmed ends the job: one it never heard
-                    # of may still finish (and be billed), so a rerun must fetch it.
-                    return self._fail(
-                        work,
-                        DeadlineExceededError(
-                            f"the job did not finish within {options.deadline}s",
-                            request_id=work.handle.request_id,
-                        ),
-                        ended=cancelled,
-                    )
-                status = finished
-            except NotFoundError as exc:
-                if self._start_over(work, exc):
-                    continue
-                unknown = unknown or Unknown(_backoff.now())
-                found = await self._recheck(work, unknown)
-                if isinstance(found, Outcome):
-                    return found
-                if not found.terminal or isinstance(found, Succeeded):
-                    continue  # followed again, through the response URL, for the images
-                status = found
-            except OdiqueueError as exc:
-                return self._fail(work, exc)
-            self._live.discard(work.handle)
-            if isinstance(status, Succeeded):
-                # The job is done and paid for, and some of its images may be saved already:
-                # unless it turns out to have no image at all, a failure here leaves its
-                # "submitted" line the last word, so a rerun fetches its result again.
-                try:
-                    with self._deadline(work):
-                        return await self._collect(work)
-                except TimeoutError:
-                    # The job is done and paid for: a rerun fetches its images by id.
-                    late = DeadlineExceededError(
-                        f"the job's images were not saved within {options.deadline}s",
-                        request_id=work.handle.request_id,
-                    )
-                    return self._fail(work, late, ended=False)
-                except NotFoundError as exc:
-                    if work.inherited:
-                        return self._fail(work, exc, ended=False)
-                    unknown = unknown or Unknown(_backoff.now())
-                    found = await self._recheck(work, unknown)
-                    if isinstance(found, Outcome):
-                        return found
-                    continue  # its result, asked for again
-                except JobError as exc:
-                    return self._fail(work, exc)
-                except ImageDownloadError as exc:
-                    if exc.status in (404, 410) and self._start_over(work, exc):
-                        continue
-                    return self._fail(work, exc, ended=False)
-                except OdiqueueError as exc:
-                    return self._fail(work, exc, ended=False)
-                except OSError as exc:
-                    return self._fail(
-                        work,
-                        OutputFileError(str(exc), request_id=work.handle.request_id),
-                        ended=False,
-                    )
-            error = failure_of(status)
-            assert error is not None  # a terminal status that is not Succeeded
-            if isinstance(error, JobCancelledError) and self._start_over(work, error):
-                continue  # most likely cancelled by the run that was interrupted
-            if (
-                isinstance(error, JobFailedError)
-                and error.transient
-                and work.attempts <= options.max_job_retries
-            ):
-                self._journal.write("failed", work.key, **failure_fields(error, permanent=False))
-                log.info("item %s: %s; submitting again", work.key, error)
-                self._tally.bump("retried")
-                self._shift(work, "waiting")
-                work.handle = None
-                continue
-            return self._fail(work, error)
-
-    def _deadline(self, work: Work) -> contextlib.AbstractContextManager[object]:
-        """The job's deadline (``options.deadline`` seconds from its submission), over its
-        polls and its downloads alike. Without a deadline, no cancel scope: one less per job
-        on the hot path."""
-        deadline = self._options.deadline
-        if deadline is None or work.submitted_at is None:
-            return contextlib.nullcontext()
-        return anyio.fail_at(work.submitted_at + deadline)
-
-    async def _recheck(self, work: Work, unknown: Unknown) -> JobStatus | Outcome:
-        """After a 404 for a job this run created: its status once the server knows it
-        again, else the item's outcome, the job left to a rerun (by id, never submitted
-        again)."""
-        assert work.handle is not None
-        try:
-            found = await unknown.recheck(self._client, work.handle, self._rng)
-        except OdiqueueError as exc:
-            return self._fail(work, exc, ended=False)
-        if found is None:
-            timeout = self._client.retry_policy.timeout
-            return self._fail(work, unknown.given_up(work.handle, timeout), ended=False)
-        return found
-
-    def _manifest_failed(self) -> OutputFileError:
-        """Stop new submissions: what cannot be recorded must not be paid for."""
-        error = OutputFileError(
-            f"cannot write the manifest ({self._journal.failure}): stopped submitting; "
-            "the jobs already paid for were followed to the end"
-        )
-        if self._fatal is None:
-            self._fatal = error
-        return error
-
-    def _start_over(self, work: Work, why: OdiqueueError) -> bool:
-        """Drop an earlier run's job whose images can no longer come (it expired, its
-        images did, or it was cancelled), so that the item is submitted again. Never a job
-        of this run: that would pay again and again for the same failure."""
-        if not work.inherited or work.handle is None:
-            return False
-        log.warning(
-            "item %s: earlier job can no longer deliver (%s); submitting again", work.key, why
-        )
-        self._live.discard(work.handle)
-        work.handle = None
-        return True
-
-    async def _submit(self, work: Work) -> None:
-        work.estimate = self._budget.take(work.request)  # or BudgetExceededError
-        await self._rate.acquire()
-        work.attempts += 1
-        work.inherited = False
-        if not self._journal.write("intent", work.key, attempt=work.attempts):
-            raise self._manifest_failed()  # nothing is paid for that could not be recorded
-        handle = await submit_patiently(
-            self._client,
-            work.request,
-            self._rate,
-            key=work.key,
-            stopped=lambda: self._fatal,
-            rng=self._rng,
-        )
-        recorded = self._journal.write(
-            "submitted",
-            work.key,
-            attempt=work.attempts,
-            request_id=handle.request_id,
-            status_url=handle.status_url,
-            response_url=handle.response_url,
-            cancel_url=handle.cancel_url,
-            request=_wire.request_to_json(work.request),
-            estimated_cost=work.estimate,
-        )
-        if not recorded:
-            log.error(
-                "item %s: job %s is paid for but not in the manifest (it is followed now; a "
-                "rerun sees only that a submit may have been made, and reports the item "
-                "uncertain: keep this id)",
-                work.key,
-                handle.request_id,
-            )
-            self._manifest_failed()
-        work.handle = handle
-        work.submitted_at = _backoff.now()
-        self._live.add(work.key, handle)
-        self._shift(work, "queued")
-
-    async def _follow(self, work: Work) -> JobStatus:
-        """Poll the job until it ends (see ``_poller``), keeping its counts and stage."""
-        assert work.handle is not None
-        assert work.submitted_at is not None
-
-        def on_look(status: JobStatus) -> None:
-            work.polls += 1
-            self._tally.bump("polls")
-            if not status.terminal:
-                self._shift(work, "queued" if isinstance(status, Queued) else "running")
-
-        followed = await self._poller.follow(
-            work.handle, work.submitted_at, learn=not work.resumed, on_look=on_look
-        )
-        work.result = followed.result
-        work.started_at, work.completed_at = followed.started_at, followed.completed_at
-        return followed.status
-
-    async def _collect(self, work: Work) -> Outcome:
-        """Save the finished job's images (see ``_collector``), then record them."""
-        assert work.handle is not None
-        handle = work.handle
-        result, work.result = work.result, None
-        saved = await self._collector.collect(
-            handle,
-            result,
-            template=work.template or self._options.name_template,
-            key=work.key,
-            request=work.request,
-            # Never forced for a resumed job: a file it had put in place just before the
-            # process died holds the same bytes and is taken as is (see ``_sink``); any
-            # other file at that name is someone's, and is kept.
-            overwrite=self._options.overwrite,
-            apart=work.keep_apart,
-        )
-        self._tally.bump("bytes", sum(file.size for file in saved))
-        files = [{"name": f.path.name, "size": f.size, "sha256": f.sha256} for f in saved]
-        self._journal.write("saved", work.key, request_id=handle.request_id, files=files)
-        self._shift(work, "saved")
-        log.info(
-            "item %s: saved %d image(s) from request %s", work.key, len(saved), handle.request_id
-        )
-        paths = tuple(file.path for file in saved)
-        return work.outcome(paths=paths, saved_at=_backoff.now())
-
-    # --- outcomes and counts -----------------------------------------------------------------
-
-    def _fail(self, work: Work, error: OdiqueueError, *, ended: bool | None = None) -> Outcome:
-        """The item's failed outcome. ``ended``: whether its job is over on the server (by
-        default, whether ``error`` says so); only then does a rerun submit it again."""
-        if error.fatal and self._fatal is None:
-            log.error("stopping new submissions: %s", error)
-            self._fatal = error
-        if ended is None:
-            ended = isinstance(error, _JOB_ENDED)
-        if work.handle is None and isinstance(error, SubmissionUncertainError):
-            # Only the intent line stays, so that resume reports this item as uncertain.
-            pass
-        elif work.handle is None or ended:
-            permanent = isinstance(error, (ContentPolicyError, InvalidRequestError)) or (
-                isinstance(error, JobFailedError) and error.error_type in PERMANENT_ERROR_TYPES
-            )
-            self._journal.write("failed", work.key, **failure_fields(error, permanent))
-        else:
-            # The job is paid for and may well finish: its "submitted" line stays the last
-            # word, so a rerun picks it up by id (and fetches its images) instead of paying
-            # again. It is not cancelled either, for the same reason.
-            log.warning(
-                "item %s: lost track of request %s (%s); run again to fetch it",
-                work.key,
-                work.handle.request_id,
-                error,
-            )
-        if work.handle is not None:
-            self._live.discard(work.handle)
-        self._shift(work, "failed")
-        # An item a cap kept back is not the job's failure: the summary says it once.
-        level = logging.INFO if isinstance(error, BudgetExceededError) else logging.WARNING
-        log.log(level, "item %s failed: %s", work.key, error)
-        return work.outcome(error=error)
-
-    def _shift(self, work: Work, stage: Stage) -> None:
-        if stage != work.stage:
-            self._tally.move(work.stage, stage)
-            work.stage = stage
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

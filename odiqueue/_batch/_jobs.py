@@ -43,6 +43,8 @@ class Work:
     #: Whether another item of this run holds one of its file names (saved beside it).
     keep_apart: bool = False
     uncertain: bool = False
+    #: Whether its submit is on the wire: a graceful stop lets it through, to know the job.
+    posting: bool = False
     attempts: int = 0
     polls: int = 0
     submitted_at: float | None = None

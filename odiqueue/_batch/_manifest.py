@@ -36,7 +36,14 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST_NAME", "Journal", "KeyState", "failure_fields", "read_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "Journal",
+    "KeyState",
+    "failure_fields",
+    "read_manifest",
+    "unusable_folder",
+]
 
 log = logging.getLogger("odiqueue")
 
@@ -92,13 +99,19 @@ class Journal:
         ``fresh`` first renames an earlier manifest out of the way (``resume=False``): under
         the lock, so a manifest another process is still writing is never moved.
         """
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._lock()
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        except OSError as exc:
+            raise unusable_folder(self.out_dir, exc) from None
         try:
             if fresh and self.path.exists():
                 self.path.rename(self._set_aside_name())
             states = dict(self._load())
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            self.close()
+            raise unusable_folder(self.out_dir, exc) from None
         except BaseException:
             self.close()
             raise
@@ -189,6 +202,26 @@ def _parse(data: bytes, path: Path) -> dict[str, KeyState]:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping unreadable line %d of %s: %s", number, path, exc)
     return states
+
+
+def unusable_folder(out_dir: Path, exc: OSError) -> ConfigurationError:
+    """One line on why ``out_dir`` cannot hold a batch (raised before anything is sent)."""
+    if out_dir.is_symlink() and not out_dir.exists():
+        reason = f"is a symbolic link to {os.readlink(out_dir)}, which does not exist"
+    elif (parent := _file_above(out_dir)) is not None:
+        reason = f"{parent} is a file, not a folder"
+    else:
+        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != out_dir else ""
+        reason = f"cannot be used as the output folder: {exc.strerror or exc}{where}"
+    return ConfigurationError(f"out_dir {out_dir} {reason}")
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is not a folder."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
 
 
 def _apply(states: dict[str, KeyState], line: Mapping[str, Any]) -> None:

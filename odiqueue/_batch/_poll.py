@@ -1,6 +1,6 @@
 """Following a batch's jobs until each ends: the poll step, on one plan for the batch.
 
-Each look is a request, so a job is looked at only when the plan (``_planner.next_poll``)
+Each look is a request, so a job is looked at only when the plan (``_plan.next_poll``)
 says a look is worth one, and sleeps in between without making any. What the looks show
 (run times, the queue's pace, when jobs end) feeds the plan of every other job of the
 batch. Sleeping jobs are woken early when that changes their plan: all of them when the
@@ -159,7 +159,7 @@ class Poller:
 
         A queued job also counts the batch's jobs that end: each frees a worker or a place
         ahead of it, so once one more has ended than there were jobs ahead, it has started,
-        and is looked at (see ``_planner.start_from_ends``).
+        and is looked at (see ``_plan.start_from_ends``).
         """
         last_look = clock.last_poll_at if clock.last_poll_at is not None else clock.submitted_at
         started = self._end_mark(clock, status)

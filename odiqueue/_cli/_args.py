@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Final
 
+from odiqueue._batch import DEFAULT_STOP_GRACE
 from odiqueue._cli._list_options import add_list_options
 from odiqueue._client import AsyncClient
 from odiqueue._config import (
@@ -158,7 +159,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace existing files")
     run.add_argument("--no-resume", action="store_true", help="start over, ignoring the manifest")
     run.add_argument(
-        "--keep-remote", action="store_true", help="on Ctrl-C, leave running jobs running"
+        "--keep-remote",
+        action="store_true",
+        help="on Ctrl-C, cancel nothing: leave queued and running jobs on the server",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_STOP_GRACE,
+        metavar="SECONDS",
+        help="on the first Ctrl-C, how long running jobs may take to finish and be saved "
+        "(then they are left running, for the rerun to collect)",
     )
     run.add_argument("--json", action="store_true", help="JSON event lines instead of the bar")
     run.add_argument(

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import anyio
 
+from odiqueue._batch import Batch, StopReport
 from odiqueue._cli._args import (
     EXIT_BUDGET,
     EXIT_FAILED,
@@ -98,11 +99,15 @@ def run_generate(args: argparse.Namespace) -> int:
         except ValueError as exc:  # ConfigurationError, a yarl error
             print(f"odiqueue generate: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    # SIGTERM is taken like Ctrl-C, whenever it comes: a stop, never a kill (exit 130).
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return anyio.run(_generate, args, products)
-    except KeyboardInterrupt:  # a second Ctrl-C during the clean-up
+    except KeyboardInterrupt:  # a third signal, during the clean-up
         print(_resume_hint(), file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_options(args: argparse.Namespace) -> str | None:
@@ -114,6 +119,8 @@ def _check_options(args: argparse.Namespace) -> str | None:
         return f"--max-retries {args.max_retries}: must be 0 or more"
     if args.timeout is not None and not (0 < args.timeout < math.inf):
         return f"--timeout {args.timeout}: must be a number of seconds above 0"
+    if not (0 <= args.grace < math.inf):
+        return f"--grace {args.grace}: must be a number of seconds, 0 or more"
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: is a file, not a folder"
     options = {p.name: p.option for p in PARAMETERS}
@@ -163,6 +170,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
     counts = {"saved": 0, "failed": 0, "not_submitted": 0, "polls": 0}
     fatal: OdiqueueError | None = None
     retried = 0
+    batch: Batch | None = None
     cost = 0.0
     stopped_by: BudgetExceededError | None = None
     holds_folder = False
@@ -181,7 +189,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
         client = await stack.enter_async_context(client_for(args, key))
         stack.enter_context(view)
         async with anyio.create_task_group() as group:
-            stop = _Interrupt(group.cancel_scope)
+            stop = _Interrupt(group.cancel_scope, args)
             group.start_soon(stop.watch)
             page = GalleryUpdater(args.out)
             try:
@@ -201,6 +209,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                     prices=args.price_table,
                     on_progress=view.progress,
                 ) as outcomes:
+                    batch = stop.batch = outcomes
                     # The folder is ours now (its lock is held): record which row is which.
                     await anyio.to_thread.run_sync(
                         record_input, args.out, args.input, rows, list_options(args).read
@@ -224,11 +233,18 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                     retried = outcomes.progress.retried
                     cost = outcomes.progress.cost
             except OdiqueueError as exc:
+                if batch is None and not stop.fired:
+                    # The folder could not be opened (locked, read-only, ...): nothing was
+                    # sent, and nothing in it is touched.
+                    print(f"odiqueue generate: {_flag_named(exc)}", file=sys.stderr)
+                    group.cancel_scope.cancel()
+                    return EXIT_USAGE
                 fatal = exc
             group.cancel_scope.cancel()
     review = write_after_run(args.out) if holds_folder else None
     if stop.fired:
-        print(f"Interrupted: {counts['saved']} saved so far. {_resume_hint()}", file=sys.stderr)
+        report = batch.stopped if batch is not None else None
+        print(_interrupted(counts["saved"], report, args.keep_remote), file=sys.stderr)
         return EXIT_INTERRUPTED
     _write_failures(args.out, failures, products.skipped)
     if review is not None:
@@ -274,11 +290,15 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
 
 
 class _Interrupt:
-    """Turns the first Ctrl-C into a clean stop of the batch (cancel, flush, report)."""
+    """The first Ctrl-C (or SIGTERM) stops the batch gracefully (see ``Batch.stop``); the
+    second cancels what is still running (unless --keep-remote) and ends the run."""
 
-    def __init__(self, scope: anyio.CancelScope) -> None:
+    def __init__(self, scope: anyio.CancelScope, args: argparse.Namespace) -> None:
         self.scope = scope
-        self.fired = False
+        self.grace: float = args.grace
+        self.keep_remote: bool = args.keep_remote
+        self.batch: Batch | None = None
+        self.fired = 0
 
     async def watch(self) -> None:
         try:
@@ -287,9 +307,54 @@ class _Interrupt:
             return
         with receiver as signals:
             async for _ in signals:
-                self.fired = True
+                self.fired += 1
+                if self.fired == 1 and self.batch is not None:
+                    print(_stopping(self.grace, self.keep_remote), file=sys.stderr)
+                    self.batch.stop(self.grace)
+                    continue
+                if self.batch is not None and not self.keep_remote:
+                    print("Interrupted again: cancelling the running jobs.", file=sys.stderr)
                 self.scope.cancel()
                 return
+
+
+def _stopping(grace: float, keep_remote: bool) -> str:
+    queued = (
+        "jobs still queued are left on the server (--keep-remote)"
+        if keep_remote
+        else "jobs still queued are cancelled (not started, so not billed)"
+    )
+    again = (
+        "Press Ctrl-C again to quit at once (nothing is cancelled: --keep-remote)."
+        if keep_remote
+        else "Press Ctrl-C again to cancel them instead (a job cancelled while running is "
+        "billed all the same, and the rerun pays for it again)."
+    )
+    return (
+        f"Stopping: no new jobs are submitted; {queued}; running jobs get {grace:g}s to "
+        f"finish and be saved, then are left to run, for the rerun to collect by id. {again}"
+    )
+
+
+def _interrupted(saved: int, report: StopReport | None, keep_remote: bool) -> str:
+    parts = [f"Interrupted: {saved} saved so far"]
+    if report is not None and report.done:
+        parts.append(f"{len(report.cancelled)} queued job(s) cancelled before they started")
+        if report.left:
+            parts.append(
+                f"{len(report.left)} job(s) left to run on the server: they are paid for, "
+                "and the rerun collects them by id without paying again"
+            )
+    elif not keep_remote:
+        parts.append("the unfinished jobs were cancelled on the server")
+    return "; ".join(parts) + f". {_resume_hint()}"
+
+
+def _flag_named(error: OdiqueueError) -> str:
+    """The batch's message, with the option's name the command line knows it by."""
+    message = str(error)
+    prefix = "out_dir "
+    return "--out " + message.removeprefix(prefix) if message.startswith(prefix) else message
 
 
 def _write_failures(
