@@ -294,6 +294,18 @@ async def test_id_column_and_name_template(emu: Emulator, tmp_path: Path) -> Non
     names files from columns, made safe as any name."""
     header = ["Code", "Handle", "Colour", "prompt"]
     source = plain(tmp_path / "p.csv", header, [["c1", "tee", "Red/Blue", "a tee"]])
+    code, stdout, err = await generate(
+        emu,
+        source,
+        tmp_path / "o",
+        "--id-column",
+        "code",
+        "--name-template",
+        "{Handle}-{Colour}",
+        "--dry-run",
+    )
+    assert code == 0, err
+    assert '"key": "c1", "name": "tee-Red/Blue", "files": ["tee-Red_Blue.png"]' in stdout
     code, _, err = await generate(
         emu, source, tmp_path / "o", "--id-column", "code", "--name-template", "{Handle}-{Colour}"
     )

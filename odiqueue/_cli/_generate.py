@@ -35,6 +35,7 @@ from odiqueue._cli._products import (
     InputError,
     ProductList,
     RowProblem,
+    file_names,
     read_products,
 )
 from odiqueue._cli._report import record_input
@@ -139,7 +140,7 @@ def _dry_run(products: ProductList, cost: list[str]) -> int:
     from odiqueue._wire import request_to_json
 
     for row, item in products.items:
-        line = {"row": row, "key": item.key, "name": item.name}
+        line = {"row": row, "key": item.key, "name": item.name, "files": file_names(item)}
         print(_json({**line, "request": request_to_json(item.request)}))
     for problem in products.skipped:
         print(_json({"row": problem.row, "skipped": str(problem)}))

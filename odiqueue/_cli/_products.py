@@ -32,6 +32,7 @@ __all__ = [
     "ListOptions",
     "ProductList",
     "RowProblem",
+    "file_names",
     "read_items",
     "read_products",
     "read_table",
@@ -118,7 +119,7 @@ def read_products(
                 )
                 continue
             keys[item.key] = number
-        files = _file_names(item)
+        files = file_names(item)
         clash = next((name for name in files if name_key(name) in names), None)
         if clash is not None:
             taken, row = names[name_key(clash)]
@@ -329,8 +330,9 @@ def _example(columns: Columns, catalog: Catalog) -> str:
     return f"Studio photo of {{{first}}}"
 
 
-def _file_names(item: BatchItem) -> list[str]:
-    """The names the row's images are saved under, when the row fixes them."""
+def file_names(item: BatchItem) -> list[str]:
+    """The names a row's images are saved under (made safe), when the row fixes them: by
+    its name, or its id; empty for a row named by a digest of its request."""
     if item.name is not None:
         template = literal_template(item.name)
     elif item.key is not None:
