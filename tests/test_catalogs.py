@@ -377,11 +377,12 @@ async def test_skip_invalid_sends_the_valid_rows_and_lists_the_others(
 
 async def test_skip_invalid_with_no_valid_row_sends_nothing(emu: Emulator, tmp_path: Path) -> None:
     """When every row is bad, ``--skip-invalid`` has nothing to send: exit 2, all listed."""
-    source = plain(tmp_path / "p.csv", ["prompt", "n"], [["a", "x"], ["b", "99"]])
+    source = plain(tmp_path / "p.csv", ["prompt", "n"], [["a", "x"], ["", "2"]])
     code, _, err = await generate(emu, source, tmp_path / "o", "--skip-invalid")
     assert code == 2
+    assert "no valid rows" in err
     assert "row 2, column 'n'" in err
-    assert "row 3, column 'n'" in err
+    assert "row 3, column 'prompt'" in err
     assert sent(emu) == 0
 
 
@@ -628,3 +629,18 @@ async def test_results_table_gives_back_a_cp1251_list_as_written(
         ("KR-101", "кружка", "saved"),
         ("KR-102", "чайник", "saved"),
     ]
+
+
+async def test_a_size_column_of_the_product_is_said_once(emu: Emulator, tmp_path: Path) -> None:
+    """A shop's ``Size`` column (S, M, L) is not an image size: one line says so and how to
+    rename it, instead of a line per row; nothing is sent."""
+    rows = [[f"T-{i}", "tee", size] for i, size in enumerate(["S", "M", "L"] * 10)]
+    source = plain(tmp_path / "p.csv", ["SKU", "Product", "Size"], rows)
+    code, _, err = await generate(emu, source, tmp_path / "o", "--template", "{Product} {Size}")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "odiqueue generate: p.csv: column 'Size' sets each row's image size (as --size does), "
+        "but none of its values is one (e.g. 'S'): if it is the product's, rename the column "
+        "(e.g. 'Product Size') and use it in --template as {Product Size}"
+    ]
+    assert sent(emu) == 0

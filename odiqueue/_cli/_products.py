@@ -102,7 +102,8 @@ def read_products(
     keys: dict[str, int] = {}
     names: dict[str, tuple[str, int]] = {}
     photo_rows = 0
-    for number, cells, is_item in plan.catalog.fill(table.rows):
+    rows = plan.catalog.fill(table.rows)
+    for number, cells, is_item in rows:
         if not is_item:
             photo_rows += 1
             continue
@@ -142,6 +143,7 @@ def read_products(
             "(no variant): they are the product's, not items of their own"
         )
     problems.sort(key=lambda p: p.row)
+    _misread_column(plan, rows, problems, source)
     if problems and not options.skip_invalid:
         raise InputError(
             f"{path}: {len(problems)} row(s) need fixing, nothing was sent "
@@ -153,6 +155,28 @@ def read_products(
             raise InputError(f"{path}: no valid rows, nothing was sent:", tuple(problems))
         raise InputError(f"{path}: no rows to generate")
     return ProductList(items, tuple(problems), tuple(notes))
+
+
+def _misread_column(
+    plan: _Plan,
+    rows: Sequence[tuple[int, tuple[Any, ...], bool]],
+    problems: Sequence[RowProblem],
+    source: str,
+) -> None:
+    """A column named like an image parameter whose every value is refused (a shop's
+    ``Size`` of S, M, L) is said once, with the fix, instead of once per row."""
+    for position, column, field in plan.params:
+        filled = {n: cells[position] for n, cells, item in rows if item and cells[position]}
+        refused = {p.row for p in problems if p.column == column}
+        if len(filled) < 2 or not refused.issuperset(filled):
+            continue
+        option = next(p.option for p in PARAMETERS if p.name == field)
+        raise InputError(
+            f"{source}: column {column!r} sets each row's image {field} (as {option} does), "
+            f"but none of its values is one (e.g. {short(next(iter(filled.values())))}): if it "
+            f"is the product's, rename the column (e.g. 'Product {column}') and use it in "
+            f"--template as {{Product {column}}}"
+        )
 
 
 @attrs.frozen
