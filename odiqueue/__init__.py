@@ -4,8 +4,17 @@
 >>> async with AsyncClient() as client:
 ...     result = await client.generate(ImageRequest("A red apple on a white table"))
 ...     await client.download(result.images[0], "apple.png")
+
+Without ``await`` (scripts, notebooks, Django or Flask), :class:`Client` has the same calls:
+
+>>> from odiqueue import Client
+>>> with Client() as client:
+...     result = client.generate("A red apple on a white table")
+
+Logs go to the ``odiqueue`` logger; ``ODIQUEUE_LOG=debug`` prints them on stderr.
 """
 
+from odiqueue import _logging
 from odiqueue._backoff import instant_waits
 from odiqueue._batch import Batch, Progress, StopReport
 from odiqueue._client import AsyncClient
@@ -64,8 +73,19 @@ from odiqueue._models import (
     Succeeded,
 )
 from odiqueue._prices import PriceTable, load_prices
-from odiqueue._request import Background, ImageRequest, Moderation, OutputFormat, Quality, Size
+from odiqueue._request import (
+    Background,
+    CustomSize,
+    ImageRequest,
+    Moderation,
+    OutputFormat,
+    Quality,
+    Size,
+)
 from odiqueue._sink import SavedFile
+from odiqueue._sync import Client, SyncBatch
+
+_logging.configure_from_env()
 
 __all__ = [
     "APIError",
@@ -78,10 +98,12 @@ __all__ = [
     "BudgetExceededError",
     "CancelOutcome",
     "Cancelled",
+    "Client",
     "ClientClosedError",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
+    "CustomSize",
     "DeadlineExceededError",
     "DecodeError",
     "DownloadPolicy",
@@ -124,6 +146,7 @@ __all__ = [
     "StopReport",
     "SubmissionUncertainError",
     "Succeeded",
+    "SyncBatch",
     "Timeouts",
     "TransportError",
     "UnsafeURLError",

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 import os
 import random
 import ssl
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Callable,
     Collection,
     Iterable,
@@ -47,7 +44,6 @@ from odiqueue._endpoints import Endpoints, check_model_name
 from odiqueue._errors import (
     ClientClosedError,
     ConfigurationError,
-    DeadlineExceededError,
     InvalidParameterError,
     OutputFileError,
     OutputFileExistsError,
@@ -59,7 +55,7 @@ from odiqueue._prices import PriceTable
 from odiqueue._proxy import ProxySettings
 from odiqueue._request import ImageRequest
 from odiqueue._sink import SavedFile
-from odiqueue._waiting import raise_if_failed, served_result, status_changes
+from odiqueue._waiting import WaitingCalls, raise_if_failed
 
 if TYPE_CHECKING:
     from odiqueue._batch import Batch, Progress
@@ -81,7 +77,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class AsyncClient:
+class AsyncClient(WaitingCalls):
     """An async client for the gpt_image_1 queue API, owning one aiohttp session.
 
     >>> async with AsyncClient() as client:                      # key from $ODIQUEUE_API_KEY
@@ -322,82 +318,6 @@ class AsyncClient:
         log.info("cancel of request %s: %s", handle.request_id, outcome.value)
         return outcome
 
-    # --- waiting -------------------------------------------------------------------------
-
-    async def poll(
-        self, job: JobHandle | str, *, deadline: float | None = None
-    ) -> AsyncIterator[JobStatus]:
-        """Yield each change of the job's status until it is terminal.
-
-        Waits between requests grow from ``PollPolicy.initial`` to ``PollPolicy.maximum``,
-        longer while the job is far back in the queue. ``deadline`` (seconds from now,
-        default ``PollPolicy.deadline``) raises :class:`~odiqueue.DeadlineExceededError`.
-
-        >>> async for status in client.poll(handle):
-        ...     print(type(status).__name__)
-        """
-        handle = self._handle(job)
-        limit = deadline if deadline is not None else self._poll.deadline
-        async with contextlib.aclosing(self._statuses(handle, limit)) as statuses:
-            async for status in statuses:
-                yield status
-
-    def _statuses(self, handle: JobHandle, limit: float | None) -> AsyncGenerator[JobStatus]:
-        return status_changes(
-            lambda: self.status(handle), handle.request_id, self._poll, self._rng, limit
-        )
-
-    async def wait(
-        self,
-        job: JobHandle | str,
-        *,
-        deadline: float | None = None,
-        cancel_on_deadline: bool = True,
-    ) -> ImageResult:
-        """Wait for the job to finish and return its images.
-
-        Raises :class:`~odiqueue.JobFailedError` or :class:`~odiqueue.JobCancelledError` when
-        it ends without images. When ``deadline`` passes, the job is cancelled on the server
-        (unless ``cancel_on_deadline`` is false) and :class:`~odiqueue.DeadlineExceededError`
-        is raised.
-        """
-        handle = self._handle(job)
-        limit = deadline if deadline is not None else self._poll.deadline
-        try:
-            with anyio.fail_after(limit):
-                async with contextlib.aclosing(self._statuses(handle, None)) as statuses:
-                    async for status in statuses:
-                        raise_if_failed(status, handle.request_id)
-                return await self.completed_result(handle)
-        except TimeoutError:
-            if cancel_on_deadline:
-                await self._cancel_quietly(handle)
-            raise DeadlineExceededError(
-                f"the job did not finish within {limit}s", request_id=handle.request_id
-            ) from None
-
-    async def completed_result(self, job: JobHandle | str) -> ImageResult:
-        """The images of a job whose status said it succeeded.
-
-        The status endpoint can run ahead of the result endpoint, so a "not ready" answer is
-        asked again, paced and bounded by the retry policy (``RetryPolicy.attempts``); then
-        :class:`~odiqueue.OdiqueueError` is raised. :meth:`wait` and batches both use this.
-        """
-        handle = self._handle(job)
-        return await served_result(
-            lambda: self.result(handle), handle.request_id, self.retry_policy, self._rng
-        )
-
-    async def generate(
-        self, request: ImageRequest | str, *, deadline: float | None = None
-    ) -> ImageResult:
-        """Submit one request and wait for its images (``result.images``, in order).
-
-        >>> result = await client.generate("A blue ceramic mug on oak, soft light")
-        """
-        handle = await self.submit(request)
-        return await self.wait(handle, deadline=deadline)
-
     async def download(
         self,
         image: Image,
@@ -504,10 +424,3 @@ class AsyncClient:
         return handle, self._transport.routes.check_api_url(
             raw, what=what, request_id=handle.request_id
         )
-
-    async def _cancel_quietly(self, handle: JobHandle) -> None:
-        with anyio.move_on_after(10, shield=True):
-            try:
-                await self.cancel(handle)
-            except Exception as exc:  # best effort: the deadline error is what matters
-                log.warning("could not cancel request %s: %s", handle.request_id, exc)

@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, Final
 
@@ -154,24 +155,24 @@ class Transport:
         ``tolerate(status, body)`` marks an error status as a normal answer for this call (a
         result that is not ready yet, a cancel of a finished job).
         """
-        method = _METHODS[call]
-        submit = call == "submit"
         payload = None if body is None else _wire.dumps(body).encode()
 
         async def attempt() -> Reply:
-            return await self._exchange(method, url, payload, request_id, tolerate, submit)
+            return await self._exchange(call, url, payload, request_id, tolerate)
 
         return await self.retrier.run(attempt, call=call, request_id=request_id)
 
     async def _exchange(
         self,
-        method: str,
+        call: Call,
         url: URL,
         payload: bytes | None,
         request_id: str | None,
         tolerate: Callable[[int, bytes], bool] | None,
-        submit: bool,
     ) -> Reply:
+        method = _METHODS[call]
+        submit = call == "submit"
+        started = time.monotonic()
         try:
             # A submit in flight is never abandoned half-way by a cancellation: once the
             # body may have left, only its reply can say whether a paid job exists. The
@@ -197,6 +198,16 @@ class Transport:
                 raise SubmissionUncertainError(str(error), request_id=request_id) from exc
             raise Retryable(error) from exc
         provider_id = headers.get("X-Request-Id")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s of request %s: %s %s -> HTTP %d in %.3fs",
+                call,
+                request_id or "(new)",
+                method,
+                url.path,
+                status,
+                time.monotonic() - started,
+            )
         if status < 300 or (tolerate is not None and tolerate(status, body)):
             try:
                 data = json.loads(body)
@@ -211,7 +222,7 @@ class Transport:
                     raise SubmissionUncertainError(str(bad), request_id=request_id) from None
                 raise Retryable(bad) from None
             return Reply(status, data, provider_id)
-        raise self._error_for(status, body, headers, request_id, submit)
+        raise self._error_for(call, status, body, headers, request_id)
 
     def _scrub(self, body: bytes) -> bytes:
         """``body`` without the API key in it."""
@@ -220,12 +231,13 @@ class Transport:
 
     def _error_for(
         self,
+        call: Call,
         status: int,
         body: bytes,
         headers: CIMultiDictProxy[str],
         request_id: str | None,
-        submit: bool,
     ) -> Exception:
+        submit = call == "submit"
         body = self._scrub(body)
         retry_after = _backoff.retry_after_of(headers)
         error = error_from_reply(
@@ -235,7 +247,9 @@ class Transport:
             provider_request_id=headers.get("X-Request-Id"),
             retry_after=retry_after,
         )
-        log.debug("HTTP %d for request %s: %s", status, request_id or "(new)", error.message)
+        log.debug(
+            "%s of request %s: HTTP %d: %s", call, request_id or "(new)", status, error.message
+        )
         if status == 429 and submit:
             self.retrier.submits_refused += 1
         if submit:
@@ -345,6 +359,14 @@ class Transport:
         try:
             response = await self._send("GET", url, None, request_id)
             try:
+                # The path only: a CDN's signed query is nobody's business in a log.
+                log.debug(
+                    "image of request %s: GET %s%s -> HTTP %d",
+                    request_id or "(unknown)",
+                    url.host,
+                    url.path,
+                    response.status,
+                )
                 if response.status >= 300:
                     raise _image_host_error(response.status, response.headers, url, request_id)
                 # With a Content-Encoding, Content-Length counts the compressed bytes, not

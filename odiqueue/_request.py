@@ -9,7 +9,7 @@ import enum
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import attrs
 
@@ -22,13 +22,20 @@ __all__ = [
     "MAX_PROMPT_CHARS",
     "PARAMETERS",
     "Background",
+    "BackgroundName",
     "Choice",
+    "CustomSize",
     "ImageRequest",
     "Moderation",
+    "ModerationName",
     "OutputFormat",
+    "OutputFormatName",
     "Parameter",
     "Quality",
+    "QualityName",
     "Size",
+    "SizeName",
+    "SizeValue",
 ]
 
 MAX_PROMPT_CHARS: Final = 32000
@@ -102,6 +109,58 @@ class Moderation(Choice):
     LOW = "low"
 
 
+# Each choice as the type checker sees its plain strings, so a typo such as size="512x512"
+# is an error before the code runs. tests/test_request_types.py keeps each in step with its
+# enum above (a Literal cannot be derived from an enum).
+#: :class:`Size`'s values as strings.
+SizeName = Literal["1024x1024", "1024x1536", "1536x1024", "auto"]
+#: :class:`Quality`'s values as strings.
+QualityName = Literal["low", "medium", "high", "auto"]
+#: :class:`Background`'s values as strings.
+BackgroundName = Literal["transparent", "opaque", "auto"]
+#: :class:`OutputFormat`'s values as strings.
+OutputFormatName = Literal["png", "jpeg", "webp"]
+#: :class:`Moderation`'s values as strings.
+ModerationName = Literal["auto", "low"]
+
+
+@attrs.frozen
+class CustomSize:
+    """A custom ``WIDTHxHEIGHT`` size, for the models that take one (gpt_image_2).
+
+    Built explicitly, so a typo in a fixed size is never mistaken for one; a ``(width,
+    height)`` tuple says the same. Which sizes a model takes is checked where the request
+    is checked.
+
+    >>> ImageRequest("A wide banner", size=CustomSize(2048, 1152))  # for gpt_image_2
+    """
+
+    #: Pixels across.
+    width: int = attrs.field(validator=lambda _, __, v: _check_side(v))
+    #: Pixels down.
+    height: int = attrs.field(validator=lambda _, __, v: _check_side(v))
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @classmethod
+    def parse(cls, text: str) -> CustomSize:
+        """``"2048x1152"`` as a :class:`CustomSize`; ValueError for anything else."""
+        width, sep, height = text.strip().lower().partition("x")
+        if not (sep and width.isdecimal() and height.isdecimal()):
+            raise ValueError(f"not a WIDTHxHEIGHT size: {text!r}")
+        return cls(int(width), int(height))
+
+
+def _check_side(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameterError("size", value, "a width and a height of 1 pixel or more")
+
+
+#: What ``size=`` takes: a :class:`Size`, its string, or a custom size built explicitly.
+SizeValue = Size | SizeName | CustomSize | tuple[int, int]
+
+
 C = TypeVar("C", bound=Choice)
 
 
@@ -117,23 +176,33 @@ def _choice(cls: type[C], field: str, value: object) -> C | None:
     raise InvalidParameterError(field, value, f"one of {allowed}")
 
 
-def _size(value: object) -> Size | None:
-    return _choice(Size, "size", value)
+# The converters' parameter types are what ImageRequest's parameters accept (attrs takes
+# them from here); at run time they still read any text (a CSV cell, a flag) and refuse
+# what is not allowed with InvalidParameterError.
 
 
-def _quality(value: object) -> Quality | None:
+def _size(value: SizeValue | None) -> Size | None:
+    text: object = value
+    if isinstance(value, CustomSize):
+        text = str(value)  # the text the API reads
+    elif isinstance(value, tuple) and len(value) == 2 and all(type(v) is int for v in value):
+        text = f"{value[0]}x{value[1]}"
+    return _choice(Size, "size", text)
+
+
+def _quality(value: Quality | QualityName | None) -> Quality | None:
     return _choice(Quality, "quality", value)
 
 
-def _background(value: object) -> Background | None:
+def _background(value: Background | BackgroundName | None) -> Background | None:
     return _choice(Background, "background", value)
 
 
-def _output_format(value: object) -> OutputFormat | None:
+def _output_format(value: OutputFormat | OutputFormatName | None) -> OutputFormat | None:
     return _choice(OutputFormat, "output_format", value)
 
 
-def _moderation(value: object) -> Moderation | None:
+def _moderation(value: Moderation | ModerationName | None) -> Moderation | None:
     return _choice(Moderation, "moderation", value)
 
 

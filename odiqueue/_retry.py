@@ -89,7 +89,7 @@ class Retrier:
             if tries >= policy.attempts or elapsed + delay > policy.timeout:
                 raise error
             log.debug(
-                "retrying %s of request %s in %.2fs after %s (try %d)",
+                "%s of request %s: retrying in %.2fs after %s (try %d)",
                 call,
                 request_id or "(new)",
                 delay,

@@ -332,7 +332,12 @@ def _minor_float(obj: Mapping[str, Any], key: str) -> float | None:
             value = None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         if raw is not None:
-            log.debug("ignoring %s=%r in a status reply", key, raw)
+            log.debug(
+                "status of request %s: ignoring %s=%r in the reply",
+                obj.get("request_id") or "(unnamed)",
+                key,
+                raw,
+            )
         return None
     return value
 

@@ -18,12 +18,14 @@ from odiqueue._cli._args import (
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_CLOSED,
     EXIT_USAGE,
+    emulator_url,
     parser,
+    set_verbosity,
 )
 from odiqueue._cli._gallery import run_report
 from odiqueue._cli._generate import run_generate
 from odiqueue._cli._single import single_job
-from odiqueue._errors import OdiqueueError
+from odiqueue._errors import ConnectError, OdiqueueError
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -83,6 +85,7 @@ def _run(argv: Sequence[str] | None) -> int:
 
         return emulator_main(args_list[1:])
     args = parser().parse_args(args_list)
+    set_verbosity(args)
     if args.command == "generate":
         return run_generate(args)
     if args.command == "report":
@@ -94,6 +97,16 @@ def _run(argv: Sequence[str] | None) -> int:
         # InvalidParameterError (both ValueErrors) or an empty request id.
         print(f"odiqueue: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ConnectError as exc:
+        if args.emulator:
+            print(
+                f"odiqueue: no emulator answers at {emulator_url(args)}: start one with "
+                "`odiqueue emulator` in another terminal (or give its address with --base-url)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"odiqueue: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except OdiqueueError as exc:
         print(f"odiqueue: {exc}", file=sys.stderr)
         return EXIT_FATAL if exc.fatal else EXIT_FAILED

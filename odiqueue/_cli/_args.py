@@ -8,6 +8,7 @@ API error (key, credits, permission), 4 stopped at a budget cap, 130 interrupted
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,11 +21,14 @@ from odiqueue._config import (
     DEFAULT_MODEL,
     PRESETS,
     VERSION,
+    RetryPolicy,
 )
+from odiqueue._logging import log_to_stderr
 from odiqueue._prices import ENV_PRICES
 from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = [
+    "EMULATOR_KEY",
     "EXIT_BUDGET",
     "EXIT_FAILED",
     "EXIT_FATAL",
@@ -33,8 +37,11 @@ __all__ = [
     "EXIT_OUTPUT_CLOSED",
     "EXIT_USAGE",
     "client_for",
+    "emulator_client",
+    "emulator_url",
     "parser",
     "request_params",
+    "set_verbosity",
 ]
 
 EXIT_OK: Final = 0
@@ -43,6 +50,10 @@ EXIT_USAGE: Final = 2
 EXIT_FATAL: Final = 3
 EXIT_BUDGET: Final = 4
 EXIT_INTERRUPTED: Final = 130
+#: The key sent to an emulator (any non-empty key is accepted there).
+EMULATOR_KEY: Final = "emulator-demo-key"
+#: The log level each count of ``-v`` shows on stderr.
+VERBOSITY: Final = {1: logging.INFO, 2: logging.DEBUG}
 #: What a shell reports for a tool ended by SIGPIPE (128 + 13): the output was closed early.
 EXIT_OUTPUT_CLOSED: Final = 141
 
@@ -96,6 +107,13 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--no-proxy",
         action="store_true",
         help="connect directly, ignoring HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log on stderr: -v each job's milestones, -vv every HTTP call too",
     )
 
 
@@ -220,6 +238,12 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.choices[name]
         _add_connection_options(sub)
         sub.add_argument(
+            "--emulator",
+            action="store_true",
+            help="talk to a running `odiqueue emulator` (no key needed) at --base-url, "
+            "default its own address",
+        )
+        sub.add_argument(
             "--output",
             choices=["text", "json", "id", "url"],
             default="text",
@@ -257,3 +281,29 @@ def client_for(args: argparse.Namespace, api_key: str | None = None) -> AsyncCli
         model=args.model,
         trust_env=not args.no_proxy,
     )
+
+
+def emulator_url(args: argparse.Namespace) -> str:
+    """Where a single-job command finds ``odiqueue emulator``: --base-url, else its default."""
+    from odiqueue.testing._config import DEFAULT_PORT, DEFAULT_PREFIX
+
+    return args.base_url or f"http://127.0.0.1:{DEFAULT_PORT}{DEFAULT_PREFIX}"
+
+
+def emulator_client(args: argparse.Namespace) -> AsyncClient:
+    """A client for a local emulator: its placeholder key, and no long retries (a local
+    server that refuses the connection is not running, not busy)."""
+    return AsyncClient(
+        EMULATOR_KEY,
+        base_url=emulator_url(args),
+        model=args.model,
+        retry=RetryPolicy(attempts=2),
+        trust_env=not args.no_proxy,
+    )
+
+
+def set_verbosity(args: argparse.Namespace) -> None:
+    """Show the ``odiqueue`` logger on stderr at the level ``-v``/``-vv`` asks for."""
+    count = getattr(args, "verbose", 0)
+    if count:
+        log_to_stderr(VERBOSITY[min(count, max(VERBOSITY))])

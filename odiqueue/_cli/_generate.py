@@ -17,6 +17,7 @@ import anyio
 
 from odiqueue._batch import Batch, StopReport
 from odiqueue._cli._args import (
+    EMULATOR_KEY,
     EXIT_BUDGET,
     EXIT_FAILED,
     EXIT_FATAL,
@@ -185,7 +186,7 @@ async def _generate(args: argparse.Namespace, products: ProductList) -> int:
                 workers=4, job_seconds=6.0, duration_sigma=0.4, time_scale=0.1, seed=1
             )
             emu = await stack.enter_async_context(Emulator(demo))
-            args.base_url, key = emu.base_url, "emulator-demo-key"
+            args.base_url, key = emu.base_url, EMULATOR_KEY
             view.message("Using the bundled emulator: placeholder images, no key, nothing paid.")
         client = await stack.enter_async_context(client_for(args, key))
         stack.enter_context(view)

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from odiqueue._cli._args import EXIT_FAILED, EXIT_OK, client_for, request_params
+from odiqueue._cli._args import (
+    EXIT_FAILED,
+    EXIT_OK,
+    client_for,
+    emulator_client,
+    request_params,
+)
 from odiqueue._models import CancelOutcome, Queued, Running
 from odiqueue._request import ImageRequest, OutputFormat
 
@@ -19,7 +25,7 @@ async def single_job(args: argparse.Namespace) -> int:
     """Run one of the single-job commands; returns the exit code."""
     output = args.output
     detail: dict[str, Any]
-    async with client_for(args) as client:
+    async with emulator_client(args) if args.emulator else client_for(args) as client:
         if args.command == "submit":
             handle = await client.submit(ImageRequest(args.prompt, **request_params(args)))
             detail = {

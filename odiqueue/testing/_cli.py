@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from odiqueue.testing._config import (
     CALLS,
+    DEFAULT_PORT,
     DEFAULT_PREFIX,
     ERROR_STYLES,
     FAILURE_TYPES,
@@ -48,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     add(
-        "--port", type=int, default=8000, help="API port, 0 for any free one (default: %(default)s)"
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="API port, 0 for any free one (default: %(default)s)",
     )
     add("--cdn-port", type=int, default=0, help="image port (default: 0, any free one)")
     add("--allow-remote", action="store_true", help="allow a non-loopback --host (default: off)")

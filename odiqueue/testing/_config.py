@@ -15,6 +15,7 @@ import attrs
 
 __all__ = [
     "CALLS",
+    "DEFAULT_PORT",
     "DEFAULT_PREFIX",
     "ERROR_TYPES",
     "FAILURE_TYPES",
@@ -42,6 +43,8 @@ FAILURE_TYPES: frozenset[str] = frozenset(ERROR_TYPES) - {"CANCELED"}
 
 #: Path in front of ``/v1/queue/...`` on the API origin, as on odirouter.ai.
 DEFAULT_PREFIX = "/model"
+#: The port ``odiqueue emulator`` serves the API on unless told otherwise.
+DEFAULT_PORT = 8000
 
 SubmitShape = Literal["documented", "terse"]
 StatusSpelling = Literal["upper", "lower", "aliases"]
