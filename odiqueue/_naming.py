@@ -22,6 +22,7 @@ __all__ = [
     "check_template",
     "image_path",
     "literal_template",
+    "name_key",
     "safe_component",
     "second_name",
 ]
@@ -31,6 +32,9 @@ FIELDS: Final = frozenset({"key", "index", "request_id", "ext"})
 _MAX_NAME_BYTES: Final = 200
 _IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".webp")
 _UNSAFE: Final = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+#: Characters that change how a name looks without showing (U+202E reverses the rest, so
+#: ``x\u202egnp.exe`` shows as ``xexe.png``), controls, and line or paragraph separators.
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _RESERVED: Final = frozenset(
     {"con", "prn", "aux", "nul"}
     | {f"com{i}" for i in range(1, 10)}
@@ -82,7 +86,10 @@ def safe_component(text: str) -> str:
     """``text`` as one harmless file-name component (never empty, never hidden)."""
     # Lone surrogates (from badly decoded input) cannot be encoded in a file name.
     text = unicodedata.normalize("NFC", text.encode("utf-8", "replace").decode("utf-8"))
-    text = _UNSAFE.sub("_", text).strip().strip(".")
+    text = _UNSAFE.sub("_", text)
+    if not text.isprintable():  # rare: checked per character only then
+        text = "".join("_" if unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in text)
+    text = text.strip().strip(".")
     text = text.lstrip(".-") or "_"
     if text.split(".", 1)[0].lower() in _RESERVED:
         text = "_" + text
@@ -98,6 +105,13 @@ def safe_component(text: str) -> str:
         room = _MAX_NAME_BYTES - len(tail.encode("utf-8"))
         text = stem.encode("utf-8")[:room].decode("utf-8", "ignore") + tail
     return text
+
+
+def name_key(name: str) -> str:
+    """What two file names are compared by for a clash: their compatibility form (NFKC:
+    ``ＡＢＣ`` is ``ABC``), case folded (``straße`` is ``STRASSE``). Folders on macOS and
+    Windows ignore case, and names that look alike are not told apart by people either."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def image_path(

@@ -44,7 +44,7 @@ async def test_csv_with_template(emu: Emulator, tmp_path: Path) -> None:
         "A {color} {name}",
     )
     assert code == 0
-    assert [p.name for p in image_files(out)] == ["a_0.png", "b_0.png"]
+    assert [p.name for p in image_files(out)] == ["a.png", "b.png"]
     prompts = sorted(job.params["prompt"] for job in emu.stats.jobs.values())
     assert prompts == ["A blue lamp", "A red mug"]
     assert "2 saved" in stdout

@@ -79,10 +79,10 @@ async def test_an_edit_batch_with_files_urls_a_mask_and_mixed_models(
         )
     assert code == 0, stderr
     assert [p.name for p in image_files(out)] == [
-        "lamp_0.png",
-        "mug_0.png",
-        "poster_0.png",
-        "vase_0.png",
+        "lamp.png",
+        "mug.png",
+        "poster.png",
+        "vase.png",
     ]
     jobs = {job.params["prompt"].split()[1]: job for job in emu.stats.jobs.values()}
     assert emu.stats.jobs_by_model == {"gpt_image_2_edit": 3, "gpt_image_2": 1}
@@ -90,7 +90,7 @@ async def test_an_edit_batch_with_files_urls_a_mask_and_mixed_models(
     assert jobs["lamp"].input_kinds == ("base64", "base64")  # the photo, then the mask
     assert jobs["vase"].params["images"] == [f"{host.url}/files/vase.png"]
     assert "images" not in jobs["wide"].params
-    with PILImage.open(out / "mug_0.png") as image:
+    with PILImage.open(out / "mug.png") as image:
         assert image.size == (1536, 1024)
         red = image.convert("RGB").getpixel((768, 512))
     assert red[0] > 150 > red[1]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._products import InputError, ListOptions, read_items, read_products
+from odiqueue._cli._sheets import ReadSettings
+from odiqueue._naming import safe_component
 
 
 def problems_of(path: Path) -> list[str]:
@@ -58,9 +60,114 @@ def test_file_names_that_clash_once_cleaned_are_refused(tmp_path: Path) -> None:
 
 
 def test_ids_that_clash_once_cleaned_are_refused(tmp_path: Path) -> None:
-    """Ids name the files too: ``cup/1`` and ``cup:1`` would both be saved as ``cup_1_0``."""
+    """Ids name the files too: ``cup/1`` and ``cup:1`` would both be saved as ``cup_1``."""
     source = tmp_path / "p.csv"
     source.write_text("id,prompt\ncup/1,red\ncup:1,blue\n", "utf-8")
     (problem,) = problems_of(source)
     assert "row 3, column 'id'" in problem
-    assert "cup_1_0.png" in problem
+    assert "cup_1.png" in problem
+
+
+# --- hostile input: each is a row error or a safe name ------------------------------------------
+
+
+def test_jsonl_lone_surrogate_is_a_row_error(tmp_path: Path) -> None:
+    """A ``\\ud800`` escape in a JSONL prompt is half a character: a row error, never sent."""
+    source = tmp_path / "p.jsonl"
+    source.write_text('{"prompt": "a mug"}\n{"prompt": "a \\ud800 lamp"}\n', "utf-8")
+    (problem,) = problems_of(source)
+    assert problem.startswith("row 2, column 'prompt': holds U+D800 at character 3")
+
+
+def test_jsonl_number_of_5000_digits_is_a_row_error(tmp_path: Path) -> None:
+    """A number too long for Python to read is a row error, not a traceback."""
+    source = tmp_path / "p.jsonl"
+    source.write_text('{"prompt": "a mug", "n": ' + "1" * 5000 + "}\n", "utf-8")
+    (problem,) = problems_of(source)
+    assert problem == "row 1: holds a number with too many digits to read"
+
+
+def test_csv_number_of_5000_digits_is_named_briefly(tmp_path: Path) -> None:
+    """A 5,000-digit ``n`` cell is a row error that does not print the 5,000 digits."""
+    source = tmp_path / "p.csv"
+    source.write_text("prompt,n\na mug," + "7" * 5000 + "\n", "utf-8")
+    (problem,) = problems_of(source)
+    assert problem.startswith("row 2, column 'n': '777")
+    assert "is not a whole number" in problem
+    assert len(problem) < 200
+
+
+def test_nul_in_a_csv_cell_is_a_row_error(tmp_path: Path) -> None:
+    """A NUL byte inside a cell is named by row and column instead of being sent."""
+    source = tmp_path / "p.csv"
+    source.write_bytes(b"id,name\nmug,a red\x00 mug\n")
+    with pytest.raises(InputError) as caught:
+        read_items(source, defaults={}, template="Photo of {name}")
+    (problem,) = caught.value.problems
+    assert (
+        str(problem)
+        == "row 2, column 'name': holds a NUL character (U+0000) at character 6: remove it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("straße", "STRASSE"), ("ＡＢＣ", "abc"), ("Cafe\u0301", "CAFÉ")],
+)
+def test_names_equal_under_case_folding_or_nfkc_clash(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """Names that fold to one (``straße``/``STRASSE``, ``ＡＢＣ``/``abc``) are one name."""
+    source = tmp_path / "p.csv"
+    source.write_text(f"prompt,filename\nred,{first}\nblue,{second}\n", "utf-8")
+    (problem,) = problems_of(source)
+    assert problem.startswith("row 3, column 'filename': its image would be saved as")
+    assert "row 2's" in problem
+
+
+@pytest.mark.parametrize("hidden", ["\u202e", "\u200b", "\u2066", "\ufeff", "\x85", "\u2028"])
+def test_format_characters_never_reach_a_file_name(hidden: str) -> None:
+    """U+202E (which shows ``x\\u202egnp.exe`` as ``xexe.png``) and other invisible
+    format, control and separator characters are replaced in file names."""
+    name = safe_component(f"x{hidden}gnp.exe")
+    assert hidden not in name
+    assert name == "x_gnp.exe"
+
+
+def test_utf16_without_a_bom_is_named_with_the_flag(tmp_path: Path) -> None:
+    """UTF-16 text without its byte order mark is recognised and the flag that reads it named."""
+    source = tmp_path / "p.csv"
+    source.write_bytes("prompt\na mug\n".encode("utf-16-le"))
+    with pytest.raises(InputError, match="--encoding utf-16-le"):
+        read_items(source, defaults={})
+    rows = read_products(
+        source, defaults={}, options=ListOptions(read=ReadSettings(encoding="utf-16-le"))
+    ).items
+    assert [item.request.prompt for _, item in rows] == ["a mug"]
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "said"),
+    [
+        ("p.csv", ReadSettings(sheet="Products"), "--sheet 'Products': p.csv is not an .xlsx"),
+        ("p.jsonl", ReadSettings(delimiter=";"), "--delimiter: p.jsonl is not a .csv or .tsv"),
+        ("p.xlsx", ReadSettings(encoding="cp1251"), "--encoding: p.xlsx is a workbook"),
+    ],
+)
+def test_a_reading_flag_that_does_not_apply_is_refused(
+    tmp_path: Path, name: str, settings: ReadSettings, said: str
+) -> None:
+    """``--sheet`` on a CSV, ``--delimiter`` on JSONL, ``--encoding`` on a workbook: said."""
+    source = tmp_path / name
+    source.write_text("prompt\n", "utf-8")
+    with pytest.raises(InputError, match=said):
+        read_products(source, defaults={}, options=ListOptions(read=settings))
+
+
+def test_a_cell_over_128_kib_is_read(tmp_path: Path) -> None:
+    """A product description larger than the csv module's default cell limit (an HTML body
+    with an embedded image) is read, not a traceback."""
+    source = tmp_path / "p.csv"
+    source.write_text("id,prompt,Body (HTML)\na,a mug," + "x" * 300_000 + "\n", "utf-8")
+    ((row, item),) = read_items(source, defaults={})
+    assert (row, item.key, item.request.prompt) == (2, "a", "a mug")

@@ -261,7 +261,7 @@ async def test_cli_changed_rows_name_the_flag_and_redo_changed_redoes_them(
         assert emu.stats.requests["submit"] == ROWS + len(better)
     assert "(0 new, 2 redone, 18 already saved)" in stdout
     assert sorted(previous_files(out)) == sorted(
-        f"{key}_0.{rid}.png" for key, rid in _first_saved(out).items() if key in better
+        f"{key}.{rid}.png" for key, rid in _first_saved(out).items() if key in better
     )
 
 
@@ -299,7 +299,7 @@ async def test_cli_names_overwrite_as_its_flag(tmp_path: Path) -> None:
     """A file in the way is reported with --overwrite, never overwrite=True."""
     out = tmp_path / "out"
     out.mkdir()
-    (out / "p0_0.png").write_bytes(b"someone else's file")
+    (out / "p0.png").write_bytes(b"someone else's file")
     source = write_csv(tmp_path / "a.csv", ["id", "prompt"], [["p0", "product 0"]])
     async with Emulator(EmulatorConfig(job_seconds=0.01)) as emu:
         code, stdout, err = await odiqueue(

@@ -43,7 +43,7 @@ from odiqueue._errors import (
     OutputFileError,
 )
 from odiqueue._models import BatchItem, Item, JobHandle, Outcome
-from odiqueue._naming import literal_template
+from odiqueue._naming import literal_template, name_key
 from odiqueue._request import ImageRequest
 
 __all__ = ["Decision", "Intake", "decide", "first_taken"]
@@ -73,7 +73,7 @@ class Intake:
         self._keys = ItemKeys()
         #: What earlier runs recorded, by key (set once the manifest is read).
         self.states: dict[str, KeyState] = {}
-        # Lower-cased file names claimed by this run's items, with the item's index.
+        # File names (as name_key compares them) claimed by this run's items, with the item's index.
         self._claimed: dict[str, int] = {}
 
     async def take(self, item: Item, index: int) -> Work | Outcome:
@@ -109,7 +109,7 @@ class Intake:
             self._tally.bump("saved")
             self._tally.bump("skipped")
             for name in decision.files:  # its files are this item's: no later item's
-                self._claimed.setdefault(name.lower(), index)
+                self._claimed.setdefault(name_key(name), index)
         elif decision.verdict == "fail":
             self._tally.bump("failed")
         if decision.verdict in ("skip", "fail"):
@@ -164,23 +164,23 @@ class Intake:
             self._collector.path(template, work.key, work.request, i, "")
             for i in range(work.request.count)
         ]
-        names = [path.name.lower() for path in paths]
+        names = [name_key(path.name) for path in paths]
         # The item's own earlier images are in the way only until its new ones are saved.
-        own = {str(record["name"]).lower() for record in work.replaces}
+        own = {name_key(str(record["name"])) for record in work.replaces}
         error: OutputFileError | None = None
         if work.handle is not None:
             # Paid for already, so never refused; but a name another item holds is left
             # to that item, even with ``overwrite``: the image goes beside it.
             work.keep_apart = any(name in self._claimed for name in names)
         else:
-            clash = next((name for name in names if name in self._claimed), None)
+            clash = next((i for i, name in enumerate(names) if name in self._claimed), None)
             if clash is not None:
                 error = OutputFileError(
-                    f"item {work.index}: its image would be saved as {clash}, like item "
-                    f"{self._claimed[clash]}'s: give the items names of their own"
+                    f"item {work.index}: its image would be saved as {paths[clash].name}, like "
+                    f"item {self._claimed[names[clash]]}'s: give the items names of their own"
                 )
             elif not self._options.overwrite:
-                error = first_taken([path for path in paths if path.name.lower() not in own])
+                error = first_taken([path for path in paths if name_key(path.name) not in own])
         if error is None:
             for name in names:
                 self._claimed.setdefault(name, work.index)

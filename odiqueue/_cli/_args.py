@@ -15,6 +15,7 @@ from typing import Any, Final
 from odiqueue._account import PRESETS
 from odiqueue._batch import DEFAULT_STOP_GRACE
 from odiqueue._cli._edits import add_edit_options
+from odiqueue._cli._list_options import add_list_options
 from odiqueue._client import AsyncClient
 from odiqueue._config import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -147,23 +148,29 @@ def parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser(
         "generate",
-        help="generate an image for every row of a .txt, .csv or .jsonl file",
+        help="generate an image for every row of a product list (.csv, .tsv, .xlsx, .jsonl, .txt)",
         description="Generate images for every row of INPUT into --out. Rows are checked "
         "before anything is sent. Run the same command again to resume.",
-        epilog="CSV columns: prompt (or --template), id (stable key), filename, and any of "
-        "n, size, quality, background, format, compression, moderation, user, model, "
-        "images (several separated by '|'), mask, input_fidelity per row.",
+        epilog="Columns: prompt (or --template), id (or sku, handle, --id-column: the stable "
+        "key and file name), filename, and any of n, size, quality, background, format, "
+        "compression, moderation, user, model, images (several separated by '|'), mask, "
+        "input_fidelity per row. Shopify and WooCommerce exports are read as they are "
+        "exported.",
         formatter_class=_Formatter,
     )
-    gen.add_argument("input", type=Path, metavar="INPUT", help=".txt, .csv or .jsonl file")
+    gen.add_argument(
+        "input", type=Path, metavar="INPUT", help=".csv, .tsv, .xlsx, .jsonl or .txt file"
+    )
     gen.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="output folder (required)"
     )
     gen.add_argument(
         "--template",
-        help='prompt built from CSV/JSONL columns, e.g. "Studio photo of {name} in {color}" '
-        "(default: the prompt column)",
+        help='prompt built from columns as written, e.g. "Studio photo of {Title} in '
+        '{Main Colour}"; {Body (HTML)|text} takes an HTML cell as text (default: the prompt '
+        "column)",
     )
+    add_list_options(gen)
     _add_request_options(gen, for_every_row=True)
     add_edit_options(gen, for_rows=True)
     _add_connection_options(gen)

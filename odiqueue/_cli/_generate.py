@@ -35,8 +35,16 @@ from odiqueue._cli._costs import budget_problem, estimate, price_table, unpriced
 from odiqueue._cli._edits import take_inputs
 from odiqueue._cli._flags import told
 from odiqueue._cli._gallery import GalleryUpdater, write_after_run
+from odiqueue._cli._list_options import list_options
 from odiqueue._cli._output import Guarded
-from odiqueue._cli._products import InputError, read_items
+from odiqueue._cli._products import (
+    ROW_NAME_TEMPLATE,
+    InputError,
+    ProductList,
+    RowProblem,
+    file_names,
+    read_products,
+)
 from odiqueue._cli._redo import redo_choice
 from odiqueue._cli._report import record_input
 from odiqueue._errors import (
@@ -45,7 +53,7 @@ from odiqueue._errors import (
     InvalidParameterError,
     OdiqueueError,
 )
-from odiqueue._models import BatchItem, Outcome
+from odiqueue._models import Outcome
 from odiqueue._request import PARAMETERS, ImageRequest
 
 __all__ = ["run_generate"]
@@ -65,12 +73,18 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"odiqueue generate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        rows = read_items(
-            args.input, defaults=request_params(args), template=args.template, inputs=inputs
+        products = read_products(
+            args.input,
+            defaults=request_params(args),
+            options=list_options(args),
+            inputs=inputs,
         )
     except InputError as exc:
         print(f"odiqueue generate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for note in products.notes:
+        print(f"odiqueue generate: {note}", file=sys.stderr)
+    rows = products.items
     args.redo_choice, problem = redo_choice(args, rows)
     if problem:
         print(f"odiqueue generate: {problem}", file=sys.stderr)
@@ -87,7 +101,7 @@ def run_generate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     args.price_table = prices
     if args.dry_run:
-        return _dry_run(rows, found.lines(prices.source))
+        return _dry_run(products, found.lines(prices.source))
     if not args.emulator:
         try:
             resolve_api_key(None)
@@ -109,7 +123,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # SIGTERM is taken like Ctrl-C, whenever it comes: a stop, never a kill (exit 130).
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return anyio.run(_generate, args, rows)
+        return anyio.run(_generate, args, products)
     except KeyboardInterrupt:  # a third signal, during the clean-up
         print(_resume_hint(), file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -142,15 +156,25 @@ def _check_options(args: argparse.Namespace) -> str | None:
     return budget_problem(args)
 
 
-def _dry_run(rows: list[tuple[int, BatchItem]], cost: list[str]) -> int:
+def _dry_run(products: ProductList, cost: list[str]) -> int:
     from odiqueue._wire import request_to_json
 
-    for row, item in rows:
-        line = {"row": row, "key": item.key, "name": item.name}
+    for row, item in products.items:
+        line = {"row": row, "key": item.key, "name": item.name, "files": file_names(item)}
         print(_json({**line, "request": request_to_json(item.request)}))
+    for problem in products.skipped:
+        print(_json({"row": problem.row, "skipped": str(problem)}))
     print("\n".join(cost))
-    print(f"{len(rows)} row(s) checked; nothing was sent (drop --dry-run to generate)")
+    skipped = f", {_rows_in(products.skipped)} would be skipped" if products.skipped else ""
+    print(
+        f"{len(products.items)} row(s) checked{skipped}; nothing was sent "
+        "(drop --dry-run to generate)"
+    )
     return EXIT_OK
+
+
+def _rows_in(problems: tuple[RowProblem, ...]) -> int:
+    return len({p.row for p in problems})
 
 
 def _json(value: Any) -> str:
@@ -159,7 +183,8 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]]) -> int:
+async def _generate(args: argparse.Namespace, products: ProductList) -> int:
+    rows = products.items
     started = time.monotonic()
     stdout = Guarded(sys.stdout)
     view = make_view(len(rows), as_json=args.json, out=stdout)  # type: ignore[arg-type]
@@ -200,6 +225,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                     overwrite=args.overwrite,
                     resume=not args.no_resume,
                     keep_remote=args.keep_remote,
+                    name_template=ROW_NAME_TEMPLATE,
                     max_images=args.max_images,
                     max_cost=args.max_cost,
                     prices=args.price_table,
@@ -208,7 +234,9 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
                 ) as outcomes:
                     batch = stop.batch = outcomes
                     # The folder is ours now (its lock is held): record which row is which.
-                    await anyio.to_thread.run_sync(record_input, args.out, args.input, rows)
+                    await anyio.to_thread.run_sync(
+                        record_input, args.out, args.input, rows, list_options(args).read
+                    )
                     holds_folder = True
                     async for outcome in outcomes:
                         row = rows[outcome.index][0]
@@ -242,7 +270,7 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
         report = batch.stopped if batch is not None else None
         print(_interrupted(counts["saved"], report, args.keep_remote), file=sys.stderr)
         return EXIT_INTERRUPTED
-    unwritten = _write_failures(args.out, failures)
+    unwritten = _write_failures(args.out, failures, products.skipped)
     if review is not None:
         view.message(review)
     view.summary(
@@ -272,13 +300,22 @@ async def _generate(args: argparse.Namespace, rows: list[tuple[int, BatchItem]])
             view.message(f"  row {row} ({outcome.key}): {told(outcome.error)}")
         if len(failures) > FAILED_SHOWN:
             view.message(f"  ... and {len(failures) - FAILED_SHOWN} more")
-    for problem in (unwritten, stdout.error and f"could not write to stdout: {stdout.error}"):
-        if problem:
-            print(f"odiqueue generate: {problem}", file=sys.stderr)
+    if products.skipped:
+        view.message(
+            f"{_rows_in(products.skipped)} invalid row(s) skipped, not sent"
+            f"{'' if unwritten else f' (also in {args.out / FAILED_CSV})'}:"
+        )
+        for problem in products.skipped[:FAILED_SHOWN]:
+            view.message(f"  {problem}")
+        if len(products.skipped) > FAILED_SHOWN:
+            view.message(f"  ... and {len(products.skipped) - FAILED_SHOWN} more")
+    for trouble in (unwritten, stdout.error and f"could not write to stdout: {stdout.error}"):
+        if trouble:
+            print(f"odiqueue generate: {trouble}", file=sys.stderr)
     if fatal is not None:
         print(f"odiqueue generate: stopped: {told(fatal)}", file=sys.stderr)
         return EXIT_FATAL if fatal.fatal else EXIT_FAILED
-    if failures or unwritten or stdout.error:
+    if failures or products.skipped or unwritten or stdout.error:
         return EXIT_FAILED
     return EXIT_BUDGET if stopped_by is not None else EXIT_OK
 
@@ -351,34 +388,52 @@ def _flag_named(error: OdiqueueError) -> str:
     return "--out " + message.removeprefix(prefix) if message.startswith(prefix) else message
 
 
-def _write_failures(out: Path, failures: list[tuple[int, Outcome]]) -> str | None:
+def _write_failures(
+    out: Path, failures: list[tuple[int, Outcome]], skipped: tuple[RowProblem, ...] = ()
+) -> str | None:
     """Write failed.csv (or remove an earlier run's); what went wrong, if anything."""
     path = out / FAILED_CSV
     try:
-        _write_failures_to(path, failures)
+        _write_failures_to(path, failures, skipped)
     except OSError as exc:
         return f"could not write {path}: {exc.strerror or exc}"
     return None
 
 
-def _write_failures_to(path: Path, failures: list[tuple[int, Outcome]]) -> None:
-    if not failures:
+def _write_failures_to(
+    path: Path, failures: list[tuple[int, Outcome]], skipped: tuple[RowProblem, ...]
+) -> None:
+    if not failures and not skipped:
         path.unlink(missing_ok=True)
         return
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "key", "request_id", "error_type", "error"])
-        for row, outcome in sorted(failures, key=lambda pair: pair[0]):
-            error = outcome.error
-            writer.writerow(
+    lines: list[tuple[int, list[object]]] = []
+    for row, outcome in failures:
+        error = outcome.error
+        lines.append(
+            (
+                row,
                 [
                     row,
                     outcome.key,
                     outcome.request_id or "",
                     getattr(error, "error_type", None) or type(error).__name__,
                     "" if error is None else told(error, context=False),
-                ]
+                    "",
+                ],
             )
+        )
+    for problem in skipped:  # never sent: no key or request id of their own yet
+        lines.append(
+            (
+                problem.row,
+                [problem.row, "", "", "INVALID_ROW", problem.reason, problem.column or ""],
+            )
+        )
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "key", "request_id", "error_type", "error", "column"])
+        for _, line in sorted(lines, key=lambda pair: pair[0]):
+            writer.writerow(line)
 
 
 def _resume_hint() -> str:

@@ -27,6 +27,7 @@ from odiqueue import _wire
 from odiqueue._batch._items import ItemKeys
 from odiqueue._batch._records import KeyState, files_present, read_manifest
 from odiqueue._cli._products import InputError, read_table
+from odiqueue._cli._sheets import ReadSettings
 from odiqueue._models import BatchItem
 
 if TYPE_CHECKING:
@@ -132,21 +133,32 @@ class Report:
         return sum(costs) if costs else None
 
 
-def record_input(out_dir: Path, source: Path, rows: Sequence[tuple[int, BatchItem]]) -> None:
+def record_input(
+    out_dir: Path,
+    source: Path,
+    rows: Sequence[tuple[int, BatchItem]],
+    settings: ReadSettings | None = None,
+) -> None:
     """Write which input row each key comes from, with its request and its cells, so that
     the page and the table can be rebuilt from the folder alone (``odiqueue report``).
 
     Keys are assigned exactly as the batch assigns them (the same :class:`ItemKeys`, in the
     same order). Call it only while holding the folder's lock: another batch's record must
-    not be replaced. A failure is logged, never raised: the batch matters more."""
+    not be replaced. ``settings`` read the input as the batch read it (its encoding,
+    delimiter, sheet). A failure is logged, never raised: the batch matters more."""
     try:
-        _record_input(out_dir, source, rows)
+        _record_input(out_dir, source, rows, settings)
     except (OSError, InputError) as exc:
         log.warning("cannot record the input rows in %s: %s", out_dir / INPUT_NAME, exc)
 
 
-def _record_input(out_dir: Path, source: Path, rows: Sequence[tuple[int, BatchItem]]) -> None:
-    columns, table = read_table(source)
+def _record_input(
+    out_dir: Path,
+    source: Path,
+    rows: Sequence[tuple[int, BatchItem]],
+    settings: ReadSettings | None,
+) -> None:
+    columns, table = read_table(source, settings)
     cells = dict(table)
     keys = ItemKeys()
     records = []
