@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import signal
@@ -13,7 +14,8 @@ import pytest
 from PIL import Image as PILImage
 
 from odiqueue.testing import Emulator, EmulatorConfig
-from tests.helpers import CLI_KEY, COMMAND, env, image_files, odiqueue, until, write_csv
+from tests.helpers import CLI_KEY, COMMAND, PNG_1X1, env, image_files, odiqueue, until, write_csv
+from tests.scripted import Scripted, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -385,3 +387,20 @@ async def test_result_names_files_by_the_format_the_bytes_are(tmp_path: Path) ->
     (saved,) = tmp_path.iterdir()
     assert saved.name == f"{request_id}_0.webp"
     assert saved.read_bytes()[8:12] == b"WEBP"
+
+
+async def test_result_with_a_long_odd_content_type_saves_the_image(tmp_path: Path) -> None:
+    """A result whose content type is 300 characters of nonsense is no traceback: the image
+    is saved under the format its bytes are."""
+    async with scripted_server() as server:
+        queue = "/model/v1/queue/gpt_image_1/requests/r1"
+        inline = base64.b64encode(PNG_1X1).decode()
+        body = {"images": [{"b64_json": inline, "content_type": "image/" + "x" * 300}]}
+        server.script("GET", f"{queue}/response", Scripted(body=body))
+        code, _, err = await odiqueue(
+            "result", "r1", "--base-url", f"{server.url}/model", "--out", tmp_path, "--output", "id"
+        )
+    assert code == 0, err
+    (saved,) = tmp_path.iterdir()
+    assert saved.suffix == ".png"
+    assert saved.read_bytes() == PNG_1X1
