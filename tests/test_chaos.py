@@ -212,6 +212,7 @@ DIALECTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "dialect",

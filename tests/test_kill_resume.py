@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from odiqueue.testing import Emulator, EmulatorConfig
 from tests.helpers import manifest_lines
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 RUNNER = Path(__file__).with_name("batch_runner.py")
 ITEMS = 300
