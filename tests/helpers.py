@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from aiohttp import web
 
 from odiqueue import AsyncClient, Outcome, RetryPolicy
 from odiqueue.testing import Emulator, EmulatorConfig
@@ -110,3 +111,16 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+@asynccontextmanager
+async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """Run ``app`` on a free loopback port for the ``with`` block; its base URL."""
+    runner = web.AppRunner(app, **runner_options)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

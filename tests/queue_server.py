@@ -23,6 +23,7 @@ from typing import Literal
 from aiohttp import web
 
 from odiqueue.testing._images import render
+from tests.helpers import serving
 
 QUEUE = "/model/v1/queue/gpt_image_1"
 PNG = render("png", 64, 64, False, 40_000)
@@ -152,15 +153,8 @@ async def queue_server() -> AsyncIterator[QueueServer]:
     app.router.add_get(QUEUE + "/requests/{job}/status", server.status)
     app.router.add_get(QUEUE + "/requests/{job}/response", server.response)
     app.router.add_get("/img/{name}", server.image)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def base_url(server: QueueServer) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from tests.helpers import serving
+
 
 @attrs.frozen
 class Scripted:
@@ -82,13 +84,5 @@ async def scripted_server() -> AsyncIterator[ScriptedServer]:
     server = ScriptedServer()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server._handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    server.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app) as server.url:
         yield server
-    finally:
-        await runner.cleanup()

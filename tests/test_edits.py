@@ -28,7 +28,7 @@ from odiqueue import (
 from odiqueue._edits import INLINE_MAX_BYTES
 from odiqueue.testing import Emulator, EmulatorConfig
 from odiqueue.testing._images import render
-from tests.helpers import collect, manifest_lines
+from tests.helpers import collect, manifest_lines, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -96,15 +96,8 @@ class FileHost:
 @asynccontextmanager
 async def file_host() -> AsyncIterator[FileHost]:
     host = FileHost()
-    runner = web.AppRunner(host.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(host.app()) as host.url:
         yield host
-    finally:
-        await runner.cleanup()
 
 
 def only_job(emu: Emulator) -> Any:

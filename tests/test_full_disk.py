@@ -31,6 +31,7 @@ from tests.helpers import (
     image_files,
     manifest_lines,
     odiqueue,
+    serving,
     until,
 )
 
@@ -121,16 +122,11 @@ class QueueServer:
 async def queue_server() -> AsyncIterator[QueueServer]:
     """A :class:`QueueServer` on a free loopback port."""
     server = QueueServer()
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        yield server
+        async with serving(server.app()) as server.url:
+            yield server
     finally:
         server.release.set()
-        await runner.cleanup()
 
 
 async def test_disk_filling_up_mid_batch_never_pays_twice(tmp_path: Path, tmpfs: Path) -> None:

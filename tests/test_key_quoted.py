@@ -24,7 +24,15 @@ from odiqueue import (
     PollPolicy,
     RetryPolicy,
 )
-from tests.helpers import IMAGE_SUFFIXES, PNG_1X1, WAIT_BOUND, collect, manifest_lines, odiqueue
+from tests.helpers import (
+    IMAGE_SUFFIXES,
+    PNG_1X1,
+    WAIT_BOUND,
+    collect,
+    manifest_lines,
+    odiqueue,
+    serving,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -107,15 +115,8 @@ class QuotingServer:
 async def quoting_server() -> AsyncIterator[QuotingServer]:
     """A :class:`QuotingServer` on a free loopback port."""
     server = QuotingServer()
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(server.app()) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def leaks(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from odiqueue import AsyncClient, ClientClosedError
 from odiqueue.testing import Emulator
-from tests.helpers import until
+from tests.helpers import serving, until
 
 pytestmark = pytest.mark.anyio
 
@@ -49,15 +49,8 @@ def make_app(base_url: str) -> web.Application:
 @asynccontextmanager
 async def serve(app: web.Application) -> AsyncIterator[str]:
     """``app`` on a free loopback port, cancelling a handler whose client goes away."""
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app, handler_cancellation=True) as url:
+        yield url
 
 
 async def test_one_client_serves_every_request_and_closes_with_the_app() -> None:
