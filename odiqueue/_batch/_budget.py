@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from odiqueue import _wire
 from odiqueue._batch._records import KeyState
 from odiqueue._config import BatchOptions
 from odiqueue._errors import BudgetExceededError
@@ -47,8 +46,7 @@ class Budget:
 
     def estimate(self, request: ImageRequest) -> float | None:
         """What ``request`` is estimated to cost (None: the table cannot say)."""
-        model = request.model or self._model
-        return self._prices.estimate_body(_wire.request_to_json(request), model)
+        return self._prices.estimate(request, request.model or self._model)
 
     def take(self, request: ImageRequest) -> float | None:
         """Take ``request``'s images and estimate from the budget, returning the estimate.
