@@ -124,3 +124,16 @@ async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+def job_created(queue_url: str, job: str) -> web.Response:
+    """The documented submit reply for ``job`` of the queue at ``queue_url``."""
+    base = f"{queue_url}/requests/{job}"
+    return web.json_response(
+        {
+            "request_id": job,
+            "status_url": f"{base}/status",
+            "response_url": f"{base}/response",
+            "cancel_url": f"{base}/cancel",
+        }
+    )

@@ -29,6 +29,7 @@ from tests.helpers import (
     WAIT_BOUND,
     env,
     image_files,
+    job_created,
     manifest_lines,
     odiqueue,
     serving,
@@ -97,15 +98,7 @@ class QueueServer:
             self.held += 1
             await self.release.wait()
         job = f"job{next(self._ids):04d}"
-        base = f"{self.url}{MODEL_PATH}/requests/{job}"
-        return web.json_response(
-            {
-                "request_id": job,
-                "status_url": f"{base}/status",
-                "response_url": f"{base}/response",
-                "cancel_url": f"{base}/cancel",
-            }
-        )
+        return job_created(f"{self.url}{MODEL_PATH}", job)
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "COMPLETED", "request_id": request.match_info["id"]})

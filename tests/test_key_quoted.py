@@ -29,6 +29,7 @@ from tests.helpers import (
     PNG_1X1,
     WAIT_BOUND,
     collect,
+    job_created,
     manifest_lines,
     odiqueue,
     serving,
@@ -73,15 +74,7 @@ class QuotingServer:
         self.submits += 1
         prompt = (await request.json())["prompt"]
         job = f"{prompt}-{self.submits}"
-        base = f"{self.url}{MODEL_PATH}/requests/{job}"
-        return web.json_response(
-            {
-                "request_id": job,
-                "status_url": f"{base}/status",
-                "response_url": f"{base}/response",
-                "cancel_url": f"{base}/cancel",
-            }
-        )
+        return job_created(f"{self.url}{MODEL_PATH}", job)
 
     async def _job(self, request: web.Request) -> web.Response:
         job, what = request.match_info["id"], request.match_info["what"]
